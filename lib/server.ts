@@ -8,7 +8,7 @@ import type dgram from 'node:dgram';
 import { type AddressInfo, isIP } from 'node:net';
 import type net from 'node:net';
 import { formatAddress } from './cli.ts';
-import { CliError } from './main.ts';
+import { describeBindError } from './net-errors.ts';
 
 /** The pattern of a ready line, for the harness and tests that wait for it. */
 export const READY_LINE = /^listening on (\[[^\]]+\]|[^\s:]+):(\d+) \((tcp|udp)\)$/m;
@@ -76,27 +76,13 @@ export function onShutdown(stop: () => Promise<void> | void, { graceMs = 3000, l
   return dispose;
 }
 
-/** Says in words why a server could not bind, or returns the error as it is. */
-function describeBindError(error: NodeJS.ErrnoException, host: string, port: number): Error {
-  const where = formatAddress(host, port);
-  const why: Record<string, string> = {
-    EADDRINUSE: `${where} is already in use (another server? try --port 0)`,
-    EACCES: `no permission to listen on ${where} (ports below 1024 need root)`,
-    EADDRNOTAVAIL: `${host} is not an address of this machine`,
-    ENOTFOUND: `cannot resolve host ${host}`,
-    EAI_AGAIN: `cannot resolve host ${host}`,
-  };
-  const message = why[error.code ?? ''];
-  return message ? new CliError(`cannot listen: ${message}`, 1, { cause: error }) : error;
-}
-
 /**
- * Starts a TCP server listening, rejecting with a {@link CliError} a user can
+ * Starts a TCP server listening, rejecting with an error a user can
  * act on (address in use, port needs root, unknown host).
  */
 export function listenTcp(server: net.Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, port));
+    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port)));
     server.once('error', onError);
     server.listen({ host, port, backlog: 511 }, () => {
       server.off('error', onError);
@@ -108,7 +94,7 @@ export function listenTcp(server: net.Server, host: string, port: number): Promi
 /** Binds a UDP socket, with the same plain-words errors as {@link listenTcp}. */
 export function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, port));
+    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port)));
     socket.once('error', onError);
     socket.bind({ address: host, port }, () => {
       socket.off('error', onError);
@@ -116,6 +102,9 @@ export function bindUdp(socket: dgram.Socket, host: string, port: number): Promi
     });
   });
 }
+
+/** The largest UDP payload over IPv4: 65535 − 8 (UDP header) − 20 (IP header). */
+export const MAX_UDP_PAYLOAD = 65507;
 
 /** The socket type (`udp4` or `udp6`) that can bind or reach `host`. */
 export function udpType(host: string): 'udp4' | 'udp6' {

@@ -1,0 +1,39 @@
+/**
+ * Socket errors in words a user can act on. The codes are the kernel's
+ * (ECONNREFUSED, EADDRINUSE, …); the sentences say what happened and, where
+ * there is one, what to try.
+ *
+ * @module
+ */
+import { CliError } from './main.ts';
+
+/** Why a connection to (or a datagram for) `where` failed, as a {@link CliError} (exit 1). */
+export function describeConnectError(error: NodeJS.ErrnoException, where: string): CliError {
+  const host = where.replace(/:\d+$/, '');
+  const why: Record<string, string> = {
+    ECONNREFUSED: `cannot connect to ${where}: connection refused (is the server running?)`,
+    ECONNRESET: `connection to ${where} was reset by the peer`,
+    EPIPE: `connection to ${where} was closed by the peer while sending`,
+    ETIMEDOUT: `cannot connect to ${where}: timed out`,
+    EHOSTUNREACH: `cannot reach ${where}: no route to host`,
+    ENETUNREACH: `cannot reach ${where}: network unreachable`,
+    ENOTFOUND: `cannot resolve host ${host}`,
+    EAI_AGAIN: `cannot resolve host ${host} (name service not answering)`,
+    EMSGSIZE: `datagram for ${where} is too large`,
+  };
+  const message = why[error.code ?? ''] ?? `${where}: ${error.message}`;
+  return new CliError(message, 1, { cause: error });
+}
+
+/** Why a server could not bind `where`, as a {@link CliError}; other errors are returned as they are. */
+export function describeBindError(error: NodeJS.ErrnoException, host: string, where: string): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: `${where} is already in use (another server? try --port 0)`,
+    EACCES: `no permission to listen on ${where} (ports below 1024 need root)`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine`,
+    ENOTFOUND: `cannot resolve host ${host}`,
+    EAI_AGAIN: `cannot resolve host ${host}`,
+  };
+  const message = why[error.code ?? ''];
+  return message ? new CliError(`cannot listen: ${message}`, 1, { cause: error }) : error;
+}
