@@ -42,6 +42,8 @@ export interface PositionalSpec {
   name: string;
   help: string;
   optional?: boolean;
+  /** Takes every remaining argument (only the last positional may). */
+  variadic?: boolean;
 }
 
 /** The whole declaration of a command line. */
@@ -165,7 +167,7 @@ function parse<O extends Record<string, OptionSpec>>(
     const missing = needed.slice(positionals.length).map((p) => p.name);
     throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   }
-  if (positionals.length > declared.length) {
+  if (positionals.length > declared.length && !declared.at(-1)?.variadic) {
     throw new UsageError(`unrecognized arguments: ${positionals.slice(declared.length).join(' ')}`);
   }
   return result as Values<O>;
@@ -197,7 +199,8 @@ function usageLine(spec: CommandSpec<Record<string, OptionSpec>>): string {
     parts.push(option.type === 'string' && option.required ? token : `[${token}]`);
   }
   for (const positional of spec.positionals ?? []) {
-    parts.push(positional.optional ? `[${positional.name}]` : positional.name);
+    const token = positional.variadic ? `${positional.name} ...` : positional.name;
+    parts.push(positional.optional ? `[${token}]` : token);
   }
   return `usage: ${spec.name} ${parts.join(' ')}`;
 }

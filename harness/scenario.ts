@@ -1,0 +1,185 @@
+/**
+ * The vocabulary of scenario files: a scenario is an exercise's list of
+ * requirements, and a requirement is a function that receives a
+ * {@link Context} — the target's roles, free ports, real peers, a capture —
+ * and checks behaviour with tap assertions.
+ *
+ * A requirement asks only for what the assignment and the contract make
+ * observable (a port, a command line, bytes on the wire), so that it grades
+ * any honest implementation, not just this project's.
+ *
+ * @module
+ */
+import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import type { Test } from 'tap';
+import { which } from 'zx';
+import { type Exit, Proc, Supervisor, freePort, waitReady } from './proc.ts';
+import type { Target } from './target.ts';
+
+/** A real program a requirement talks to, and how to get it on Debian. */
+export interface Peer {
+  name: string;
+  /** The Debian package that provides it. */
+  apt: string;
+}
+
+/** One requirement of an exercise: one row of the grading table. */
+export interface Requirement {
+  /** Stable identifier, unique in the exercise (`tcp-binary`). */
+  id: string;
+  /** What is required, in a sentence. */
+  title: string;
+  /** The target's roles it runs; a target without one of them skips it. */
+  roles: readonly string[];
+  /** Real programs it needs; absent ones skip it, naming the package. */
+  peers?: readonly Peer[];
+  /** Needs root (raw captures, namespaces). */
+  root?: boolean;
+  /** Upper bound on the whole requirement, processes included. */
+  timeoutMs?: number;
+  run(ctx: Context): Promise<void>;
+}
+
+/** An exercise's requirements. */
+export interface Scenario {
+  exercise: string;
+  title: string;
+  requirements: Requirement[];
+}
+
+/** Declares a scenario; gives scenario files one obvious shape. */
+export function defineScenario(exercise: string, title: string, requirements: Requirement[]): Scenario {
+  const ids = new Set<string>();
+  for (const { id } of requirements) {
+    if (ids.has(id)) throw new Error(`Scenario ${exercise}: requirement id '${id}' is used twice`);
+    ids.add(id);
+  }
+  return { exercise, title, requirements };
+}
+
+/** A server started by {@link Context.server}. */
+export interface Server {
+  proc: Proc;
+  host: string;
+  port: number;
+}
+
+/** What {@link Context.client} returns once the process has exited (or was killed). */
+export interface ClientRun {
+  exit: Exit;
+  stdout: string;
+  stdoutBytes: Buffer;
+  stderr: string;
+  /** True when the harness killed it for running past its time limit. */
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** Where a requirement stands while it runs. */
+export class Context {
+  readonly t: Test;
+  readonly exercise: string;
+  readonly target: Target;
+  readonly supervisor: Supervisor;
+  readonly host = '127.0.0.1';
+  /** Ports handed out in this requirement, in order (a capture filters on them). */
+  readonly ports: number[] = [];
+  readonly #pool: number[];
+
+  constructor(t: Test, exercise: string, target: Target, supervisor: Supervisor, pool: number[]) {
+    this.t = t;
+    this.exercise = exercise;
+    this.target = target;
+    this.supervisor = supervisor;
+    this.#pool = pool;
+  }
+
+  /** The command of `role` in this exercise (the runner has checked it exists). */
+  command(role: string): string[] {
+    const command = this.target.roles.get(this.exercise)?.get(role);
+    if (!command) throw new Error(`Target '${this.target.name}' has no role ${role} in [${this.exercise}]`);
+    return command;
+  }
+
+  /** A port free for TCP and UDP, from the requirement's pool while it lasts. */
+  async port(): Promise<number> {
+    const port = this.#pool.shift() ?? (await freePort(this.host));
+    this.ports.push(port);
+    return port;
+  }
+
+  /**
+   * Starts `role` as a server on a free port (`--host 127.0.0.1 --port P`
+   * appended to its command, then `args`) and waits until it is ready: its
+   * "listening on" line, or the port seen bound.
+   */
+  async server(role: string, protocol: 'tcp' | 'udp', args: string[] = [], { readyTimeoutMs = 20_000 } = {}): Promise<Server> {
+    const port = await this.port();
+    const proc = this.supervisor.start(role, [...this.command(role), '--host', this.host, '--port', String(port), ...args], {
+      cwd: this.target.cwd,
+    });
+    await waitReady(proc, port, protocol, readyTimeoutMs);
+    return { proc, host: this.host, port };
+  }
+
+  /**
+   * Runs `role` with `args` to completion, feeding `input` on stdin. A client
+   * still running after `timeoutMs` is killed (whole tree) and reported as
+   * `timedOut`, never left to hang the run.
+   */
+  async client(role: string, args: string[], { input, timeoutMs = 20_000 }: { input?: string | Uint8Array; timeoutMs?: number } = {}): Promise<ClientRun> {
+    return this.exec(role, [...this.command(role), ...args], { ...(input === undefined ? {} : { input }), timeoutMs, cwd: this.target.cwd });
+  }
+
+  /** Runs any program (a real peer such as socat) to completion, like {@link client}. */
+  async exec(
+    name: string,
+    command: string[],
+    { input, timeoutMs = 20_000, cwd }: { input?: string | Uint8Array; timeoutMs?: number; cwd?: string } = {},
+  ): Promise<ClientRun> {
+    const started = performance.now();
+    const proc = this.supervisor.start(name, command, { stdin: input !== undefined, ...(cwd ? { cwd } : {}) });
+    if (input !== undefined) proc.write(input);
+    let timedOut = false;
+    const exit = await proc.waitForExit(timeoutMs).catch(async () => {
+      timedOut = true;
+      return proc.exited;
+    });
+    // Output may still be in the pipe when the exit is seen.
+    await new Promise((resolve) => setImmediate(resolve));
+    return {
+      exit,
+      stdout: proc.stdout,
+      stdoutBytes: Buffer.concat(proc.stdoutChunks),
+      stderr: proc.stderr,
+      timedOut,
+      durationMs: performance.now() - started,
+    };
+  }
+
+  /** Starts a long-running program that is not a target role (a peer server). */
+  spawn(name: string, command: string[]): Proc {
+    return this.supervisor.start(name, command);
+  }
+}
+
+/** Peers the scenarios use, with the Debian package that installs each. */
+export const PEERS = {
+  socat: { name: 'socat', apt: 'socat' },
+  tcpdump: { name: 'tcpdump', apt: 'tcpdump' },
+  tshark: { name: 'tshark', apt: 'tshark' },
+  python3: { name: 'python3', apt: 'python3' },
+} satisfies Record<string, Peer>;
+
+/** Whether a program is on PATH. */
+export async function hasProgram(name: string): Promise<boolean> {
+  return (await which(name, { nothrow: true })) !== null;
+}
+
+/** Makes a folder for captures and other artefacts of a run. */
+export async function artefactDir(base: string, exercise: string): Promise<string> {
+  const dir = path.join(base, exercise);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}

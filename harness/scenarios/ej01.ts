@@ -1,0 +1,376 @@
+/**
+ * Exercise 1: echo (RFC 862) over TCP and UDP. Roles: tcp-server,
+ * tcp-client, udp-server, udp-client, and (optional) tcp-server-iterative.
+ *
+ * Servers are driven by the harness's own sockets (wire.ts), clients are run
+ * against the target's servers and against socat, the reference peer.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { readPackets, startCapture, tcpFlags, type Packet } from '../capture.ts';
+import { waitReady } from '../proc.ts';
+import { type ClientRun, type Context, defineScenario, PEERS } from '../scenario.ts';
+import { closeUdp, collectFor, compareBytes, readExactly, tcpConnect, tcpExchange, udpExchange, udpSocket } from '../wire.ts';
+
+const TEXT = 'hola mundo';
+/** A stack trace is what a user must never see for a network failure. */
+const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
+
+/** Checks that a client ran to a clean failure: non-zero exit, a message, no stack trace, no hang. */
+function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
+  ctx.t.notOk(run.timedOut, `${what}: the client gave up by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
+  ctx.t.ok(run.exit.code !== 0 && run.exit.code !== null, `${what}: exit status is non-zero (was ${run.exit.code ?? run.exit.signal})`);
+  ctx.t.match(run.stderr, /\S/, `${what}: it says why on stderr`);
+  ctx.t.notMatch(run.stderr, TRACEBACK, `${what}: no stack trace`);
+}
+
+function checkEchoed(ctx: Context, run: ClientRun, text: string, what: string): void {
+  ctx.t.notOk(run.timedOut, `${what}: the client finished`);
+  ctx.t.equal(run.exit.code, 0, `${what}: exit status 0 (stderr: ${run.stderr.trim().slice(0, 200) || 'empty'})`);
+  ctx.t.ok(run.stdout.includes(text), `${what}: printed "${text}" (printed ${JSON.stringify(run.stdout.slice(0, 200))})`);
+}
+
+/** Distinct random payloads of random sizes, so crossed replies cannot pass. */
+function payloads(count: number, maxBytes: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => {
+    const size = 1 + ((randomBytes(4).readUInt32BE(0) % maxBytes) || i);
+    const payload = randomBytes(Math.min(size, maxBytes));
+    payload.writeUInt16BE(i % 65536, 0);
+    return payload;
+  });
+}
+
+export default defineScenario('ej01', 'Echo (RFC 862) over TCP and UDP', [
+  {
+    id: 'cli',
+    title: 'every script answers -h with its usage and refuses an unknown flag with exit 2',
+    roles: ['tcp-server', 'tcp-client', 'udp-server', 'udp-client'],
+    async run(ctx) {
+      const expected: Record<string, RegExp[]> = {
+        'tcp-server': [/--host HOST/, /--port PORT/],
+        'udp-server': [/--host HOST/, /--port PORT/],
+        'tcp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
+        'udp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
+      };
+      for (const [role, options] of Object.entries(expected)) {
+        const help = await ctx.client(role, ['-h']);
+        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
+        ctx.t.match(help.stdout, /usage:/, `${role} -h prints a usage line`);
+        for (const option of options) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
+        const bad = await ctx.client(role, ['--no-such-flag']);
+        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
+        ctx.t.match(bad.stderr, /usage:|--no-such-flag/, `${role} --no-such-flag says what was wrong on stderr`);
+      }
+    },
+  },
+  {
+    id: 'tcp-text',
+    title: 'the TCP client prints the echo of --data "hola mundo"',
+    roles: ['tcp-server', 'tcp-client'],
+    async run(ctx) {
+      const server = await ctx.server('tcp-server', 'tcp');
+      const run = await ctx.client('tcp-client', ['--data', TEXT, '--host', server.host, '--port', String(server.port)]);
+      checkEchoed(ctx, run, TEXT, 'tcp-client --data "hola mundo"');
+    },
+  },
+  {
+    id: 'udp-text',
+    title: 'the UDP client prints the echo of --data "hola mundo"',
+    roles: ['udp-server', 'udp-client'],
+    async run(ctx) {
+      const server = await ctx.server('udp-server', 'udp');
+      const run = await ctx.client('udp-client', ['--data', TEXT, '--host', server.host, '--port', String(server.port)]);
+      checkEchoed(ctx, run, TEXT, 'udp-client --data "hola mundo"');
+    },
+  },
+  {
+    id: 'tcp-binary',
+    title: '8 MiB of random bytes on one TCP connection come back byte-identical',
+    roles: ['tcp-server'],
+    async run(ctx) {
+      const server = await ctx.server('tcp-server', 'tcp');
+      const data = randomBytes(8 * 1024 * 1024);
+      const { received, ended } = await tcpExchange(server.host, server.port, data, { timeoutMs: 15_000 });
+      ctx.t.ok(received.equals(data), `8 MiB echo: ${compareBytes(data, received)}`);
+      ctx.t.ok(ended, 'the server closed its side after the client closed its own (FIN)');
+    },
+  },
+  {
+    id: 'udp-binary',
+    title: 'a 65507-byte datagram of random bytes comes back identical',
+    roles: ['udp-server'],
+    async run(ctx) {
+      const server = await ctx.server('udp-server', 'udp');
+      const socket = await udpSocket();
+      try {
+        const data = randomBytes(65507);
+        const reply = await udpExchange(socket, server.host, server.port, data, { timeoutMs: 2000, tries: 3 });
+        ctx.t.ok(reply !== undefined, 'a reply came (3 tries, 2 s each)');
+        if (reply) ctx.t.ok(reply.equals(data), `65507-byte echo: ${compareBytes(data, reply)}`);
+      } finally {
+        await closeUdp(socket);
+      }
+    },
+  },
+  {
+    id: 'tcp-many',
+    title: '200 concurrent TCP clients, each with its own payload, are each echoed exactly',
+    roles: ['tcp-server'],
+    timeoutMs: 90_000,
+    async run(ctx) {
+      const server = await ctx.server('tcp-server', 'tcp');
+      const data = payloads(200, 64 * 1024);
+      const results = await Promise.all(data.map((d) => tcpExchange(server.host, server.port, d, { timeoutMs: 20_000 }).catch(() => undefined)));
+      const exact = results.filter((r, i) => r?.received.equals(data[i] as Buffer) && r.ended).length;
+      const firstBad = results.findIndex((r, i) => !r?.received.equals(data[i] as Buffer));
+      const detail = firstBad < 0 ? '' : ` (client ${firstBad}: ${results[firstBad] ? compareBytes(data[firstBad] as Buffer, results[firstBad].received) : 'could not connect'})`;
+      ctx.t.equal(exact, 200, `${exact} of 200 concurrent clients got exactly their own bytes back${detail}`);
+    },
+  },
+  {
+    id: 'udp-many',
+    title: '200 UDP clients sending at once each get their own datagram back',
+    roles: ['udp-server'],
+    async run(ctx) {
+      const server = await ctx.server('udp-server', 'udp');
+      const sockets = await Promise.all(Array.from({ length: 200 }, () => udpSocket()));
+      try {
+        const data = payloads(200, 1400);
+        const replies = await Promise.all(sockets.map((s, i) => udpExchange(s, server.host, server.port, data[i] as Buffer, { timeoutMs: 1000, tries: 3 })));
+        const exact = replies.filter((r, i) => r?.equals(data[i] as Buffer)).length;
+        ctx.t.equal(exact, 200, `${exact} of 200 UDP clients got exactly their own datagram back`);
+      } finally {
+        await Promise.all(sockets.map(closeUdp));
+      }
+    },
+  },
+  {
+    id: 'tcp-concurrent',
+    title: 'the TCP server echoes a second client while the first is still connected',
+    roles: ['tcp-server'],
+    async run(ctx) {
+      const server = await ctx.server('tcp-server', 'tcp');
+      const first = await tcpConnect(server.host, server.port);
+      const second = await tcpConnect(server.host, server.port);
+      try {
+        first.write('first');
+        ctx.t.equal((await readExactly(first, 5, 5000)).toString(), 'first', 'the first client is echoed');
+        second.write('second');
+        const echo = await readExactly(second, 6, 5000).catch((error: Error) => error.message);
+        ctx.t.equal(echo.toString(), 'second', 'the second client is echoed while the first stays connected');
+      } finally {
+        first.destroy();
+        second.destroy();
+      }
+    },
+  },
+  {
+    id: 'tcp-iterative',
+    title: 'the --iterative TCP server makes a second client wait until the first leaves',
+    roles: ['tcp-server-iterative'],
+    async run(ctx) {
+      const server = await ctx.server('tcp-server-iterative', 'tcp');
+      const first = await tcpConnect(server.host, server.port);
+      const second = await tcpConnect(server.host, server.port);
+      try {
+        first.write('first');
+        ctx.t.equal((await readExactly(first, 5, 5000)).toString(), 'first', 'the first client is echoed');
+        const waiting = collectFor(second, 1500);
+        second.write('second');
+        ctx.t.equal((await waiting).length, 0, 'the second client, connected (kernel backlog), gets nothing while the first is served');
+        const echo = readExactly(second, 6, 5000).catch((error: Error) => error.message);
+        first.end();
+        ctx.t.equal((await echo).toString(), 'second', 'once the first client leaves, the second is echoed');
+      } finally {
+        first.destroy();
+        second.destroy();
+      }
+    },
+  },
+  {
+    id: 'udp-no-wait',
+    title: 'the UDP server answers a second client while the first keeps its socket open',
+    roles: ['udp-server'],
+    async run(ctx) {
+      const server = await ctx.server('udp-server', 'udp');
+      const [first, second] = [await udpSocket(), await udpSocket()];
+      try {
+        const a = await udpExchange(first, server.host, server.port, Buffer.from('first'));
+        ctx.t.equal(a?.toString(), 'first', 'the first client is answered');
+        const b = await udpExchange(second, server.host, server.port, Buffer.from('second'));
+        ctx.t.equal(b?.toString(), 'second', 'the second client is answered at once: there is no connection to wait for');
+      } finally {
+        await Promise.all([closeUdp(first), closeUdp(second)]);
+      }
+    },
+  },
+  {
+    id: 'udp-client-timeout',
+    title: 'the UDP client retries, then fails clearly, when no echo comes or nothing listens',
+    roles: ['udp-client'],
+    async run(ctx) {
+      // A socket that swallows every datagram: silence, with no ICMP to give it away.
+      const sink = await udpSocket(ctx.host, await ctx.port());
+      let swallowed = 0;
+      sink.on('message', () => swallowed++);
+      try {
+        const port = String(sink.address().port);
+        const run = await ctx.client('udp-client', ['--data', TEXT, '--host', ctx.host, '--port', port], { timeoutMs: 30_000 });
+        checkCleanFailure(ctx, run, 'no answer');
+        ctx.t.ok(swallowed >= 2, `it retried before giving up (${swallowed} datagrams sent)`);
+      } finally {
+        await closeUdp(sink);
+      }
+      const closed = await ctx.port();
+      const run = await ctx.client('udp-client', ['--data', TEXT, '--host', ctx.host, '--port', String(closed)], { timeoutMs: 30_000 });
+      checkCleanFailure(ctx, run, 'closed port');
+    },
+  },
+  {
+    id: 'tcp-client-refused',
+    title: 'the TCP client against a closed port fails clearly',
+    roles: ['tcp-client'],
+    async run(ctx) {
+      const closed = await ctx.port();
+      const run = await ctx.client('tcp-client', ['--data', TEXT, '--host', ctx.host, '--port', String(closed)], { timeoutMs: 30_000 });
+      checkCleanFailure(ctx, run, 'connection refused');
+    },
+  },
+  {
+    id: 'tcp-robust',
+    title: 'clients that reset mid-echo do not stop the TCP server serving the others',
+    roles: ['tcp-server'],
+    async run(ctx) {
+      const server = await ctx.server('tcp-server', 'tcp');
+      const survivor = await tcpConnect(server.host, server.port);
+      try {
+        for (let i = 0; i < 5; i++) {
+          const rude = await tcpConnect(server.host, server.port);
+          rude.write(randomBytes(i === 0 ? 0 : 1 << (12 + i * 2))); // 0 B, 16 KiB … 4 MiB, then RST
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          rude.resetAndDestroy();
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        survivor.write('still here');
+        const echo = await readExactly(survivor, 10, 5000).catch((error: Error) => error.message);
+        ctx.t.equal(echo.toString(), 'still here', 'a client connected before the resets is still echoed');
+        const { received } = await tcpExchange(server.host, server.port, Buffer.from(TEXT));
+        ctx.t.equal(received.toString(), TEXT, 'a new client after the resets is echoed');
+        ctx.t.equal(server.proc.exit, undefined, 'the server process is still running');
+      } finally {
+        survivor.destroy();
+      }
+    },
+  },
+  {
+    id: 'udp-robust',
+    title: 'an empty datagram and a vanished sender do not stop the UDP server',
+    roles: ['udp-server'],
+    async run(ctx) {
+      const server = await ctx.server('udp-server', 'udp');
+      const gone = await udpSocket();
+      gone.send(randomBytes(512), server.port, server.host);
+      gone.send(Buffer.alloc(0), server.port, server.host);
+      await closeUdp(gone); // its replies now meet a closed port (ICMP unreachable)
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const socket = await udpSocket();
+      try {
+        const reply = await udpExchange(socket, server.host, server.port, Buffer.from(TEXT));
+        ctx.t.equal(reply?.toString(), TEXT, 'the next client is answered');
+        ctx.t.equal(server.proc.exit, undefined, 'the server process is still running');
+      } finally {
+        await closeUdp(socket);
+      }
+    },
+  },
+  {
+    id: 'shutdown',
+    title: 'Ctrl-C (SIGINT) stops each server promptly, with no stack trace',
+    roles: ['tcp-server', 'udp-server'],
+    async run(ctx) {
+      for (const [role, protocol] of [['tcp-server', 'tcp'], ['udp-server', 'udp']] as const) {
+        const server = await ctx.server(role, protocol);
+        // Ctrl-C reaches every process of the terminal's group, as here.
+        server.proc.signal('SIGINT');
+        const exit = await server.proc.waitForExit(5000).catch(() => undefined);
+        ctx.t.ok(exit !== undefined, `${role} exits within 5 s of SIGINT`);
+        if (exit) ctx.t.ok(exit.code === 0 || exit.code === 130, `${role} exit status 0 or 130 (was ${exit.code ?? exit.signal})`);
+        ctx.t.notMatch(server.proc.stderr, TRACEBACK, `${role} prints no stack trace on SIGINT`);
+      }
+    },
+  },
+  {
+    id: 'socat-client',
+    title: 'socat, as a client, gets its echo from the TCP and UDP servers',
+    roles: ['tcp-server', 'udp-server'],
+    peers: [PEERS.socat],
+    async run(ctx) {
+      const tcp = await ctx.server('tcp-server', 'tcp');
+      const udp = await ctx.server('udp-server', 'udp');
+      const line = 'hola socat\n';
+      const viaTcp = await ctx.exec('socat', ['socat', '-t', '3', '-', `TCP:${tcp.host}:${tcp.port}`], { input: line });
+      ctx.t.equal(viaTcp.stdout, line, 'socat over TCP gets its line back');
+      const viaUdp = await ctx.exec('socat', ['socat', '-t', '1', '-', `UDP:${udp.host}:${udp.port}`], { input: line });
+      ctx.t.equal(viaUdp.stdout, line, 'socat over UDP gets its datagram back');
+    },
+  },
+  {
+    id: 'socat-server',
+    title: 'the TCP and UDP clients work against socat as the echo server',
+    roles: ['tcp-client', 'udp-client'],
+    peers: [PEERS.socat],
+    async run(ctx) {
+      const [tcpPort, udpPort] = [await ctx.port(), await ctx.port()];
+      const tcp = ctx.spawn('socat-tcp', ['socat', `TCP-LISTEN:${tcpPort},bind=${ctx.host},fork,reuseaddr`, 'PIPE']);
+      const udp = ctx.spawn('socat-udp', ['socat', `UDP-RECVFROM:${udpPort},bind=${ctx.host},fork`, 'PIPE']);
+      await waitReady(tcp, tcpPort, 'tcp', 10_000);
+      await waitReady(udp, udpPort, 'udp', 10_000);
+      checkEchoed(ctx, await ctx.client('tcp-client', ['--data', TEXT, '--host', ctx.host, '--port', String(tcpPort)]), TEXT, 'tcp-client against socat');
+      checkEchoed(ctx, await ctx.client('udp-client', ['--data', TEXT, '--host', ctx.host, '--port', String(udpPort)]), TEXT, 'udp-client against socat');
+    },
+  },
+  {
+    id: 'capture',
+    title: "a capture shows TCP's handshake, ACKs and FINs, UDP's lone datagrams, and plaintext in both",
+    roles: ['tcp-server', 'tcp-client', 'udp-server', 'udp-client'],
+    peers: [PEERS.tcpdump, PEERS.tshark],
+    root: true,
+    async run(ctx) {
+      const tcp = await ctx.server('tcp-server', 'tcp');
+      const udp = await ctx.server('udp-server', 'udp');
+      const dir = await mkdtemp(path.join(tmpdir(), 'ej01-capture-'));
+      try {
+        const capture = await startCapture(ctx.supervisor, [tcp.port, udp.port], path.join(dir, 'echo.pcap'));
+        await ctx.client('tcp-client', ['--data', TEXT, '--host', tcp.host, '--port', String(tcp.port)]);
+        await ctx.client('udp-client', ['--data', TEXT, '--host', udp.host, '--port', String(udp.port)]);
+        const packets = await readPackets(await capture.stop());
+        checkTcpCapture(ctx, packets.filter((p) => p.protocol === 'tcp'), tcp.port);
+        checkUdpCapture(ctx, packets.filter((p) => p.protocol === 'udp'), udp.port);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  },
+]);
+
+function checkTcpCapture(ctx: Context, packets: Packet[], serverPort: number): void {
+  const flags = packets.map((p) => tcpFlags(p).filter((f) => f !== 'PSH').join(','));
+  ctx.t.same(flags.slice(0, 3), ['SYN', 'SYN,ACK', 'ACK'], `the connection opens with the three-way handshake (saw ${flags.slice(0, 3).join(' | ')})`);
+  const toServer = packets.filter((p) => p.dstPort === serverPort);
+  const fromServer = packets.filter((p) => p.srcPort === serverPort);
+  ctx.t.ok(toServer.some((p) => p.payload.toString().includes(TEXT)), `the client's "${TEXT}" is readable in the capture (plaintext)`);
+  ctx.t.ok(fromServer.some((p) => p.payload.toString().includes(TEXT)), `the server's echo "${TEXT}" is readable in the capture (plaintext)`);
+  ctx.t.ok(toServer.some((p) => tcpFlags(p).includes('FIN')) && fromServer.some((p) => tcpFlags(p).includes('FIN')), 'each side closes with a FIN');
+  const acksOnly = packets.filter((p) => p.payload.length === 0 && tcpFlags(p).join(',') === 'ACK').length;
+  ctx.t.ok(acksOnly >= 1, `data is acknowledged: ${acksOnly} bare ACK segments`);
+}
+
+function checkUdpCapture(ctx: Context, packets: Packet[], serverPort: number): void {
+  ctx.t.equal(packets.length, 2, `UDP: exactly two datagrams, request and reply, no handshake (saw ${packets.length})`);
+  ctx.t.equal(packets[0]?.dstPort, serverPort, 'UDP: the first datagram goes to the server');
+  ctx.t.ok(packets.every((p) => p.payload.toString() === TEXT), `UDP: both datagrams carry "${TEXT}" in plaintext`);
+}
