@@ -143,7 +143,8 @@ async function runRequirement(exercise: string, requirement: Requirement, target
       }
       await supervisor.stopAll();
       const left = await supervisor.reapLeftovers();
-      st.same(left, [], 'every process it started has ended');
+      const leftMessage = `left ${left.length} process${left.length === 1 ? '' : 'es'} behind (killed now): ${left.join('; ').slice(0, 300)}`;
+      st.same(left, [], left.length === 0 ? 'every process it started has ended' : leftMessage);
       live.delete(supervisor);
     }
   });

@@ -20,6 +20,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import pLimit from 'p-limit';
 import { UsageError, defineCommand, parseHost, parsePort, parsePositive } from '../../lib/cli.ts';
 import { isMain, runMain } from '../../lib/main.ts';
 import { median, quantile } from './stats.ts';
@@ -33,7 +34,7 @@ export interface LoadOptions {
   seconds: number;
   /** Load applied but not counted, so that the measurement starts warm (JIT, buffers). */
   warmupSeconds: number;
-  /** How long connecting and the first echo of every connection may take (default 15 s). */
+  /** How long connecting all the connections and the first echo on each may take (default 15 s). */
   connectTimeoutMs?: number;
 }
 
@@ -82,29 +83,56 @@ export type LoadResult = ThroughputResult | RoundTripResult;
 
 /** Sent first on every connection; its echo proves the server has accepted the connection. */
 const GREETING_BYTES = 16;
+/**
+ * Connections being set up at once. socat listens with a backlog of 5: a
+ * burst of 100 SYNs overflows it, and the dropped ones are retried after 1,
+ * 3, 7, 15 s, which would measure Linux's SYN back-off rather than the echo.
+ */
+const CONNECT_CONCURRENCY = 4;
 /** How long the echo of what is in flight may take once sending stops. */
 const DRAIN_TIMEOUT_MS = 10_000;
 /** How long a server may take to close after the client's FIN (socat waits 0.5 s). */
 const CLOSE_TIMEOUT_MS = 3_000;
-/** One broken server could produce a million identical lines; the first few say it all. */
+/** One broken server could produce a million different lines; the first few say it all. */
 const MAX_ERRORS = 20;
 
-/** The errors of one run, capped at {@link MAX_ERRORS} messages plus a count of the rest. */
+/**
+ * The errors of one run. The same error on many connections (a timeout on
+ * all hundred) is one line naming how many; at most {@link MAX_ERRORS}
+ * different lines are kept, plus a count of the rest.
+ */
 class ErrorLog {
-  readonly #messages: string[] = [];
+  readonly #connections = new Map<string, number[]>();
   #dropped = 0;
+  #count = 0;
 
-  add(message: string): void {
-    if (this.#messages.length < MAX_ERRORS) this.#messages.push(message);
-    else this.#dropped++;
+  /** Records `message`, for one `connection` or (without it) for the run as a whole. */
+  add(message: string, connection?: number): void {
+    this.#count++;
+    let ids = this.#connections.get(message);
+    if (!ids) {
+      if (this.#connections.size >= MAX_ERRORS) {
+        this.#dropped++;
+        return;
+      }
+      ids = [];
+      this.#connections.set(message, ids);
+    }
+    if (connection !== undefined) ids.push(connection);
   }
 
   get count(): number {
-    return this.#messages.length + this.#dropped;
+    return this.#count;
   }
 
   list(): string[] {
-    return this.#dropped ? [...this.#messages, `… and ${this.#dropped} more`] : [...this.#messages];
+    const lines = [...this.#connections].map(([message, ids]) => {
+      if (ids.length === 0) return message;
+      if (ids.length === 1) return `connection ${ids[0]}: ${message}`;
+      const some = ids.slice(0, 5).join(', ') + (ids.length > 5 ? ', …' : '');
+      return `${ids.length} connections (${some}): ${message}`;
+    });
+    return this.#dropped ? [...lines, `… and ${this.#dropped} more errors`] : lines;
   }
 }
 
@@ -128,10 +156,10 @@ class Connection {
     this.#errors = errors;
     // Small writes must leave at once: rtt mode measures latency, not Nagle's algorithm.
     this.socket = net.connect({ host, port, noDelay: true });
-    this.socket.on('error', (error) => this.#errors.add(`connection ${id}: ${describeError(error)}`));
+    this.socket.on('error', (error) => this.#errors.add(describeError(error), id));
     this.closed = new Promise((resolve) => {
       this.socket.once('close', () => {
-        if (!this.ending) this.#errors.add(`connection ${id}: closed by the server`);
+        if (!this.ending) this.#errors.add('closed by the server', id);
         resolve();
       });
     });
@@ -139,7 +167,7 @@ class Connection {
 
   /** Records `message` as this connection's error and drops the connection. */
   fail(message: string): void {
-    this.#errors.add(`connection ${this.id}: ${message}`);
+    this.#errors.add(message, this.id);
     this.ending = true;
     this.socket.destroy();
   }
@@ -152,7 +180,7 @@ class Connection {
    * completes handshakes it has not accepted yet, and the time it takes to
    * catch up must not be counted as echo time.
    */
-  greet(timeoutMs: number): Promise<boolean> {
+  greet(timeoutMs: number, setupSeconds: number): Promise<boolean> {
     const greeting = Buffer.from(`greeting #${this.id}`.padEnd(GREETING_BYTES, '.').slice(0, GREETING_BYTES));
     let echoed = Buffer.alloc(0);
     return new Promise((resolve) => {
@@ -173,7 +201,7 @@ class Connection {
         finish(false);
       };
       const timer = setTimeout(() => {
-        this.fail(`no echo of the greeting within ${timeoutMs / 1000} s`);
+        this.fail(`no echo of the greeting within the ${setupSeconds} s all connections have to get one`);
         finish(false);
       }, timeoutMs);
       void this.closed.then(() => finish(false));
@@ -192,14 +220,19 @@ class Connection {
   }
 }
 
-/** Opens every connection and greets it; returns them all, with any failure in `errors`. */
+/**
+ * Opens every connection, a few at a time, and greets it; returns them all,
+ * with any failure in `errors`. The timeout covers the whole set.
+ */
 async function openConnections(options: LoadOptions, errors: ErrorLog): Promise<Connection[]> {
-  const connections = Array.from(
-    { length: options.connections },
-    (_, id) => new Connection(id, options.host, options.port, errors),
-  );
-  await Promise.all(connections.map((connection) => connection.greet(options.connectTimeoutMs ?? 15_000)));
-  return connections;
+  const timeoutMs = options.connectTimeoutMs ?? 15_000;
+  const deadline = performance.now() + timeoutMs;
+  const limit = pLimit(CONNECT_CONCURRENCY);
+  return limit.map(Array.from({ length: options.connections }, (_, id) => id), async (id) => {
+    const connection = new Connection(id, options.host, options.port, errors);
+    await connection.greet(Math.max(0, deadline - performance.now()), timeoutMs / 1000);
+    return connection;
+  });
 }
 
 async function closeAll(connections: Connection[]): Promise<void> {

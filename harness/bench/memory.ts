@@ -74,7 +74,8 @@ function field(text: string, name: string): number {
 }
 
 function roleOf(cmdline: string[]): string {
-  if (cmdline.some((arg) => arg.endsWith('tsx/dist/cli.mjs'))) return 'tsx (relay)';
+  // `node …/.bin/tsx script.ts` only relays signals to the `node` child that runs the script.
+  if (/(^|\/)tsx(\/dist\/cli\.mjs)?$/.test(cmdline[1] ?? '')) return 'tsx (relay)';
   const program = cmdline[0]?.split('/').pop() ?? '?';
   return program || '?';
 }
