@@ -111,8 +111,10 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger('tcp-server', { quiet: opts.quiet });
 
   const server = trackConnections(createTcpEchoServer({ iterative: opts.iterative, idleTimeoutMs, log }));
-  console.log(readyLine(await listenTcp(server, host, port), 'tcp'));
+  const address = await listenTcp(server, host, port);
+  // Handlers first: once the ready line is out, Ctrl-C must find them.
   onShutdown(() => closeGracefully(server, 2500), { log });
+  console.log(readyLine(address, 'tcp'));
 }
 
 if (isMain(import.meta)) runMain(command.spec.name, () => main(process.argv.slice(2)));

@@ -61,8 +61,10 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger('udp-server', { quiet: opts.quiet });
 
   const socket = createUdpEchoServer(host, { log });
-  console.log(readyLine(await bindUdp(socket, host, port), 'udp'));
+  const address = await bindUdp(socket, host, port);
+  // Handlers first: once the ready line is out, Ctrl-C must find them.
   onShutdown(() => new Promise<void>((resolve) => socket.close(() => resolve())), { log });
+  console.log(readyLine(address, 'udp'));
 }
 
 if (isMain(import.meta)) runMain(command.spec.name, () => main(process.argv.slice(2)));

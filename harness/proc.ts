@@ -291,20 +291,32 @@ export async function isPortBound(port: number, protocol: 'tcp' | 'udp'): Promis
   return false;
 }
 
+/** How long a bound port with no ready line must stay bound to count as ready. */
+const SILENT_READY_MS = 1000;
+
 /**
  * Waits until `proc` is ready to serve on `port`: it printed the ready line
- * (`listening on …`), or the port is seen bound in `/proc/net`.
+ * (`listening on …`), or the port has stayed bound in `/proc/net`
+ * for a second without one.
  */
 export async function waitReady(proc: Proc, port: number, protocol: 'tcp' | 'udp', timeoutMs: number): Promise<void> {
-  let bound = false;
+  // The ready line wins: a port can be bound a moment before the program has
+  // finished starting (its signal handlers, say). A bound port alone is taken
+  // as ready only once it has stayed bound for SILENT_READY_MS with no line,
+  // so that a submission that prints nothing can still be graded.
+  let boundSince: number | undefined;
   const poll = setInterval(() => {
-    void isPortBound(port, protocol).then((value) => {
-      bound = value;
+    void isPortBound(port, protocol).then((bound) => {
+      if (!bound) boundSince = undefined;
+      else boundSince ??= performance.now();
     });
   }, 50);
   try {
     await proc.until(
-      () => (bound || /^listening on /m.test(proc.stdout) ? true : undefined),
+      () =>
+        /^listening on /m.test(proc.stdout) || (boundSince !== undefined && performance.now() - boundSince >= SILENT_READY_MS)
+          ? true
+          : undefined,
       timeoutMs,
       `${protocol.toUpperCase()} port ${port} bound (nor a "listening on" line)`,
     );
