@@ -170,6 +170,16 @@ export const PEERS = {
   tcpdump: { name: 'tcpdump', apt: 'tcpdump' },
   tshark: { name: 'tshark', apt: 'tshark' },
   python3: { name: 'python3', apt: 'python3' },
+  curl: { name: 'curl', apt: 'curl' },
+  wget: { name: 'wget', apt: 'wget' },
+  nginx: { name: 'nginx', apt: 'nginx-light' },
+  tinyproxy: { name: 'tinyproxy', apt: 'tinyproxy' },
+  chronyd: { name: 'chronyd', apt: 'chrony' },
+  nft: { name: 'nft', apt: 'nftables' },
+  ip: { name: 'ip', apt: 'iproute2' },
+  tmux: { name: 'tmux', apt: 'tmux' },
+  wrk: { name: 'wrk', apt: 'wrk' },
+  chromium: { name: 'chromium', apt: 'chromium' },
 } satisfies Record<string, Peer>;
 
 /** Whether a program is on PATH. */
