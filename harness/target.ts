@@ -81,7 +81,8 @@ export function loadTarget(nameOrFile: string, submission?: string): Target {
       if (typeof command !== 'string' || command.trim() === '') {
         throw new Error(`Target ${file}: [${section}] ${role} must be a command`);
       }
-      exercise.set(role, splitCommand(fill(command)));
+      // Split first, then fill: a folder with spaces in its name stays one word.
+      exercise.set(role, splitCommand(command).map(fill));
     }
     roles.set(section, exercise);
   }

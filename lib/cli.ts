@@ -96,8 +96,21 @@ export interface Command<O extends Record<string, OptionSpec>> {
   help(): string;
 }
 
+/** Usage lines of the commands declared in this process, by name, for {@link usageOf}. */
+const usages = new Map<string, string>();
+
+/**
+ * The usage line of the command declared under `name`, so that a
+ * {@link UsageError} thrown after parsing (a bad `--port` value) is reported
+ * with the usage too, as argparse does. Undefined for an unknown name.
+ */
+export function usageOf(name: string): string | undefined {
+  return usages.get(name);
+}
+
 /** Declares a command line once; see the module example. */
 export function defineCommand<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): Command<O> {
+  usages.set(spec.name, usageLine(spec));
   const command: Command<O> = {
     spec,
     parse: (argv) => parse(spec, argv),
@@ -177,12 +190,15 @@ function parse<O extends Record<string, OptionSpec>>(
 function describeParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: string }).code;
-  const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1];
+  // The first quoted part names the option: '--bogus', '--port <value>' or '-d, --data <value>'.
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? '';
+  const flag = quoted.match(/-{1,2}[^\s,<]+/g)?.join('/');
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) return `unrecognized arguments: ${flag}`;
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
-    return /argument missing/.test(message)
-      ? `argument ${flag}: expected one argument`
-      : `argument ${flag}: ignored explicit argument`;
+    // "argument missing" (at the end) and "ambiguous" (followed by another flag) both lack the value.
+    return /does not take an argument/.test(message)
+      ? `argument ${flag}: ignored explicit argument`
+      : `argument ${flag}: expected one argument`;
   }
   return message.split('\n')[0] ?? message;
 }

@@ -11,7 +11,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './cli.ts';
+import { UsageError, usageOf } from './cli.ts';
 
 /** The part of `import.meta` this module reads; Deno (and Node ≥ 24) set `main`. */
 export interface ImportMetaLike {
@@ -45,10 +45,12 @@ export class CliError extends Error {
 }
 
 /**
- * Runs `main` and reports how it ended: a {@link UsageError} exits 2 with a
- * pointer to `-h`, a {@link CliError} prints its message and exits with its
- * code, anything else is a bug and keeps its stack trace. A number returned by
- * `main` becomes the exit code; the process then ends when its sockets close.
+ * Runs `main` and reports how it ended: a {@link UsageError} exits 2 after
+ * the usage line of the command named `name` (or a pointer to `-h` when no
+ * such command was declared), a {@link CliError} prints its message and exits
+ * with its code, anything else is a bug and keeps its stack trace. A number
+ * returned by `main` becomes the exit code; the process then ends when its
+ * sockets close.
  */
 export function runMain(name: string, main: () => Promise<number | void> | number | void): void {
   Promise.resolve()
@@ -59,7 +61,13 @@ export function runMain(name: string, main: () => Promise<number | void> | numbe
       },
       (error: unknown) => {
         if (error instanceof UsageError) {
-          process.stderr.write(`${name}: error: ${error.message}\nTry '${name} -h' for help.\n`);
+          // As parseOrExit (and argparse) does: the usage line, then the mistake.
+          const usage = usageOf(name);
+          process.stderr.write(
+            usage === undefined
+              ? `${name}: error: ${error.message}\nTry '${name} -h' for help.\n`
+              : `${usage}\n${name}: error: ${error.message}\n`,
+          );
           process.exitCode = 2;
         } else if (error instanceof CliError) {
           process.stderr.write(`${name}: ${error.message}\n`);
