@@ -29,18 +29,30 @@ export interface Capture {
   stop(): Promise<string>;
 }
 
+/** Where {@link startCapture} listens, when not on this machine's loopback. */
+export interface CaptureOptions {
+  /** Interface to capture on (default `lo`). */
+  iface?: string;
+  /** Wraps the tcpdump command, e.g. to run it inside a network namespace. */
+  wrap?: (command: string[]) => string[];
+  /** Also record ARP, which a path over Ethernet shows and loopback never does. */
+  arp?: boolean;
+}
+
 /**
- * Starts tcpdump on the loopback interface writing `file`, filtered on
- * `ports`, and resolves once it is really capturing (its "listening on" line).
+ * Starts tcpdump on the loopback interface (or `options.iface`) writing
+ * `file`, filtered on `ports`, and resolves once it is really capturing (its
+ * "listening on" line).
  */
-export async function startCapture(supervisor: Supervisor, ports: readonly number[], file: string): Promise<Capture> {
+export async function startCapture(supervisor: Supervisor, ports: readonly number[], file: string, options: CaptureOptions = {}): Promise<Capture> {
   if (ports.length === 0) throw new Error('Cannot capture: no ports to filter on');
-  const filter = `(tcp or udp) and (${ports.map((port) => `port ${port}`).join(' or ')})`;
+  const { iface = 'lo', wrap = (command: string[]) => command, arp = false } = options;
+  const filter = `((tcp or udp) and (${ports.map((port) => `port ${port}`).join(' or ')}))${arp ? ' or arp' : ''}`;
   // --immediate-mode and -U hand each packet over and write it as it comes (by
   // default libpcap delivers in blocks, and a stop would lose the last second);
   // -s 0 keeps whole packets; -Z root stops it dropping to a user that cannot
   // write in our folder.
-  const proc: Proc = supervisor.start('tcpdump', ['tcpdump', '-i', 'lo', '-n', '--immediate-mode', '-U', '-s', '0', '-Z', 'root', '-w', file, filter]);
+  const proc: Proc = supervisor.start('tcpdump', wrap(['tcpdump', '-i', iface, '-n', '--immediate-mode', '-U', '-s', '0', '-Z', 'root', '-w', file, filter]));
   await proc.waitForOutput(/listening on/, 10_000, 'stderr');
   return {
     file,

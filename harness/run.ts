@@ -28,7 +28,7 @@ import { defineCommand, UsageError } from '../lib/cli.ts';
 import { isMain, runMain } from '../lib/main.ts';
 import { startCapture, summarize } from './capture.ts';
 import { freePort, Supervisor } from './proc.ts';
-import { artefactDir, Context, hasProgram, type Requirement, type Scenario } from './scenario.ts';
+import { artefactDir, Context, hasProgram, type Requirement, RequirementSkip, type Scenario } from './scenario.ts';
 import { loadTarget, ROOT, type Target } from './target.ts';
 
 /** The verdict on one requirement. */
@@ -114,6 +114,7 @@ async function runRequirement(exercise: string, requirement: Requirement, target
   const supervisor = new Supervisor({ PATH: `${path.join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` });
   live.add(supervisor);
   let timedOut = false;
+  let skippedBecause: string | undefined;
 
   const results = await t.test(`${exercise} ${requirement.id}: ${requirement.title}`, { timeout: timeoutMs + 30_000 }, async (st) => {
     const pool = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
@@ -134,7 +135,8 @@ async function runRequirement(exercise: string, requirement: Requirement, target
         }),
       ]);
     } catch (error) {
-      st.fail(error instanceof Error ? error.message : String(error));
+      if (error instanceof RequirementSkip) skippedBecause = error.message;
+      else st.fail(error instanceof Error ? error.message : String(error));
     } finally {
       clearTimeout(timer);
       if (capture) {
@@ -152,6 +154,7 @@ async function runRequirement(exercise: string, requirement: Requirement, target
   const seconds = (performance.now() - started) / 1000;
   // null: tap did not run the subtest at all (its parent had already ended).
   if (results === null) return { ...base, status: 'fail', reason: 'not run: the test run had already ended', seconds };
+  if (results.ok && skippedBecause !== undefined) return { ...base, status: 'skip', reason: skippedBecause, seconds };
   if (results.ok) return { ...base, status: 'pass', reason: '', seconds };
   const first = results.failures[0];
   const reason = timedOut ? `did not finish within ${timeoutMs / 1000} s` : (first?.name ?? 'failed');

@@ -77,6 +77,15 @@ export interface ClientRun {
 }
 
 /** Where a requirement stands while it runs. */
+/**
+ * Thrown by {@link Context.skip}: the requirement cannot be judged on this
+ * target, for a reason found only once it runs (another exercise's role, an
+ * option the target's script lacks). The runner reports it as a skip.
+ */
+export class RequirementSkip extends Error {
+  override name = 'RequirementSkip';
+}
+
 export class Context {
   readonly t: Test;
   readonly exercise: string;
@@ -93,6 +102,11 @@ export class Context {
     this.target = target;
     this.supervisor = supervisor;
     this.#pool = pool;
+  }
+
+  /** Ends the requirement as a skip that says why (the runner still stops every process). */
+  skip(reason: string): never {
+    throw new RequirementSkip(reason);
   }
 
   /** The command of `role` in this exercise (the runner has checked it exists). */
