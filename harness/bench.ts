@@ -27,7 +27,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineCommand, parsePositive } from '../lib/cli.ts';
+import { defineCommand, parsePositive, UsageError } from '../lib/cli.ts';
+import { formatHttpReport, runHttpBenchmark } from './bench/http.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { isMain, runMain } from '../lib/main.ts';
 import type { LoadResult } from './bench/load.ts';
@@ -386,10 +387,14 @@ export async function runBenchmark(options: BenchOptions): Promise<Report> {
   }
 }
 
+/** The benchmarks `--suite` chooses from. */
+const SUITES = ['echo', 'http'];
+
 const command = defineCommand({
   name: 'bench.ts',
-  summary: "Benchmark ej01's TCP echo server (Node and Deno) against a minimal Node echo and socat, on 127.0.0.1.",
+  summary: 'Benchmarks the exercises beside reference peers on 127.0.0.1: ej01 (echo) against a minimal Node echo and socat; ej06 and ej03 (HTTP) against nginx, wget and curl.',
   options: {
+    suite: { type: 'string', multiple: true, metavar: 'echo|http', help: 'run only this benchmark; repeatable (default: all)' },
     seconds: { type: 'string', default: '3', metavar: 'S', help: 'length of each measurement' },
     runs: { type: 'string', default: '3', metavar: 'N', help: 'runs of every measurement; the median is reported' },
     json: { type: 'boolean', help: 'print the results as JSON instead of a table' },
@@ -401,6 +406,10 @@ async function main(argv: string[]): Promise<number> {
   const opts = command.parseOrExit(argv);
   const seconds = parsePositive(opts.seconds, 'seconds');
   const runs = parsePositive(opts.runs, 'runs', { integer: true });
+  const suites = new Set(opts.suite ?? SUITES);
+  for (const suite of suites) {
+    if (!SUITES.includes(suite)) throw new UsageError(`argument --suite: expected one of ${SUITES.join(', ')}, got '${suite}'`);
+  }
   const log = createLogger('bench');
   const supervisor = new Supervisor();
 
@@ -437,10 +446,22 @@ async function main(argv: string[]): Promise<number> {
   );
   const started = performance.now();
   try {
-    const report = await runBenchmark({ supervisor, seconds, runs, log, signal: controller.signal });
+    const json: Record<string, unknown> = {};
+    let failed = false;
+    if (suites.has('echo')) {
+      const report = await runBenchmark({ supervisor, seconds, runs, log, signal: controller.signal });
+      failed ||= report.failures.length > 0;
+      if (opts.json) json.echo = report;
+      else process.stdout.write(formatReport(report));
+    }
+    if (suites.has('http') && !controller.signal.aborted) {
+      const report = await runHttpBenchmark({ seconds, runs, log });
+      if (opts.json) json.http = report;
+      else process.stdout.write(`\n${formatHttpReport(report)}`);
+    }
     log(`done in ${Math.round((performance.now() - started) / 1000)} s`);
-    process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-    return report.failures.length > 0 ? 1 : 0;
+    if (opts.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    return failed ? 1 : 0;
   } catch (error) {
     if (controller.signal.aborted) {
       log('interrupted: every process stopped');
