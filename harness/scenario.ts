@@ -41,6 +41,37 @@ export interface Requirement {
   run(ctx: Context): Promise<void>;
 }
 
+/** A stack trace, Node's or Python's: what a user must never see for a mistake or a network failure. */
+export const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
+
+/**
+ * The `cli` requirement every exercise has (CONTRACT: command lines): each
+ * role answers `-h` with exit 0, a usage line and the options the assignment
+ * names (`options[role]`), and refuses an unknown flag with exit 2, saying
+ * so on stderr without a stack trace. `more` adds the exercise's own checks.
+ */
+export function cliRequirement(options: Record<string, readonly RegExp[]>, more?: (ctx: Context) => Promise<void>): Requirement {
+  const roles = Object.keys(options);
+  return {
+    id: 'cli',
+    title: `${roles.length === 1 ? 'the script answers' : 'every script answers'} -h with its usage and refuses an unknown flag with exit 2`,
+    roles,
+    async run(ctx) {
+      for (const [role, expected] of Object.entries(options)) {
+        const help = await ctx.client(role, ['-h']);
+        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
+        ctx.t.match(help.stdout, /usage:/, `${role} -h prints a usage line`);
+        for (const option of expected) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
+        const bad = await ctx.client(role, ['--no-such-flag']);
+        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
+        ctx.t.match(bad.stderr, /usage:|--no-such-flag/, `${role} --no-such-flag says what was wrong on stderr`);
+        ctx.t.notMatch(bad.stderr, TRACEBACK, `${role} --no-such-flag prints no stack trace`);
+      }
+      await more?.(ctx);
+    },
+  };
+}
+
 /** An exercise's requirements. */
 export interface Scenario {
   exercise: string;

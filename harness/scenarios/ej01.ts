@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { readPackets, startCapture, tcpFlags, type Packet } from '../capture.ts';
 import { waitReady } from '../proc.ts';
-import { type ClientRun, type Context, defineScenario, PEERS } from '../scenario.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, TRACEBACK } from '../scenario.ts';
 import { closeUdp, collectFor, compareBytes, readExactly, tcpConnect, tcpExchange, udpExchange, udpSocket } from '../wire.ts';
 
 const TEXT = 'hola mundo';
@@ -24,8 +24,6 @@ const BACKPRESSURE_FLOOD = 96 * 2 ** 20;
  * maxima, both ends); a server within its own bounded queue stays well below.
  */
 const BACKPRESSURE_LIMIT = 48 * 2 ** 20;
-/** A stack trace is what a user must never see for a network failure. */
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 
 /** Checks that a client ran to a clean failure: non-zero exit, a message, no stack trace, no hang. */
 function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
@@ -52,28 +50,12 @@ function payloads(count: number, maxBytes: number): Buffer[] {
 }
 
 export default defineScenario('ej01', 'Echo (RFC 862) over TCP and UDP', [
-  {
-    id: 'cli',
-    title: 'every script answers -h with its usage and refuses an unknown flag with exit 2',
-    roles: ['tcp-server', 'tcp-client', 'udp-server', 'udp-client'],
-    async run(ctx) {
-      const expected: Record<string, RegExp[]> = {
-        'tcp-server': [/--host HOST/, /--port PORT/],
-        'udp-server': [/--host HOST/, /--port PORT/],
-        'tcp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
-        'udp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
-      };
-      for (const [role, options] of Object.entries(expected)) {
-        const help = await ctx.client(role, ['-h']);
-        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
-        ctx.t.match(help.stdout, /usage:/, `${role} -h prints a usage line`);
-        for (const option of options) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
-        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
-        ctx.t.match(bad.stderr, /usage:|--no-such-flag/, `${role} --no-such-flag says what was wrong on stderr`);
-      }
-    },
-  },
+  cliRequirement({
+    'tcp-server': [/--host HOST/, /--port PORT/],
+    'udp-server': [/--host HOST/, /--port PORT/],
+    'tcp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
+    'udp-client': [/--data DATA/, /--host HOST/, /--port PORT/],
+  }),
   {
     id: 'tcp-text',
     title: 'the TCP client prints the echo of --data "hola mundo"',

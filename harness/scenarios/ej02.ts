@@ -17,10 +17,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type dgram from 'node:dgram';
 import { type FakeNtp, startFakeNtp } from '../fake-ntp.ts';
-import { type ClientRun, type Context, defineScenario, PEERS, type Server } from '../scenario.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
 import { closeUdp, udpExchange, udpSocket } from '../wire.ts';
 
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 const clock = () => performance.timeOrigin + performance.now();
 
 /** The fields of a time-zone response the scenarios read (offsets per the spec in ej02/server.ts). */
@@ -115,21 +114,7 @@ const ZONES = ['America/Argentina/Buenos_Aires', 'Europe/Madrid', 'Asia/Kolkata'
 const FIXED: Record<string, number> = { 'UTC-03:00': -10800, 'UTC+05:30': 19800 };
 
 export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol and NTP synchronisation', [
-  {
-    id: 'cli',
-    title: 'server and client answer -h with their usage and refuse an unknown flag with exit 2',
-    roles: ['server', 'client'],
-    async run(ctx) {
-      const expected: Record<string, RegExp[]> = { server: [/--host HOST/, /--port PORT/], client: [/--format FORMAT/, /--host HOST/, /--port PORT/] };
-      for (const [role, options] of Object.entries(expected)) {
-        const help = await ctx.client(role, ['-h']);
-        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
-        for (const option of options) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
-        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
-      }
-    },
-  },
+  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--format FORMAT/, /--host HOST/, /--port PORT/] }),
   {
     id: 'bad-format',
     title: 'an unknown strftime directive in --format is refused with exit 2, naming it',

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { startNginx } from '../peers/nginx.ts';
 import { startTinyproxy } from '../peers/tinyproxy.ts';
 import { selfSignedCertificate } from '../peers/tls.ts';
-import { type ClientRun, type Context, defineScenario, PEERS } from '../scenario.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, TRACEBACK } from '../scenario.ts';
 
 const OPENSSL = { name: 'openssl', apt: 'openssl' };
 /** util-linux's script(1): runs a command on a pseudo-terminal. */
@@ -28,7 +28,6 @@ const SCRIPT = { name: 'script', apt: 'bsdutils' };
 
 /** Quotes a word for sh -c. */
 const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
 
@@ -152,21 +151,11 @@ function chunked(body: Buffer, trailers: string): Buffer {
 }
 
 export default defineScenario('ej03', 'wget over sockets', [
-  {
-    id: 'cli',
-    title: 'wget answers -h with its usage, and refuses an unknown flag or a missing --url with exit 2',
-    roles: ['wget'],
-    async run(ctx) {
-      const help = await ctx.client('wget', ['-h']);
-      ctx.t.equal(help.exit.code, 0, '-h exits 0');
-      for (const option of [/--url URL/, /--proxy PROXY/, /--port PORT/]) ctx.t.match(help.stdout, option, `-h shows ${option.source}`);
-      const bad = await ctx.client('wget', ['--no-such-flag']);
-      ctx.t.equal(bad.exit.code, 2, '--no-such-flag exits 2');
-      const none = await ctx.client('wget', []);
-      ctx.t.equal(none.exit.code, 2, 'no --url exits 2');
-      ctx.t.notMatch(none.stderr, TRACEBACK, 'no stack trace');
-    },
-  },
+  cliRequirement({ wget: [/--url URL/, /--proxy PROXY/, /--port PORT/] }, async (ctx) => {
+    const none = await ctx.client('wget', []);
+    ctx.t.equal(none.exit.code, 2, 'no --url exits 2');
+    ctx.t.notMatch(none.stderr, TRACEBACK, 'no stack trace');
+  }),
   {
     id: 'nginx-files',
     title: 'from nginx: a page, 1 MiB and 50 MiB of random bytes, each saved byte-identical (sha256)',

@@ -19,14 +19,13 @@ import { mkdir, mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readPackets, startCapture } from '../capture.ts';
-import { type ClientRun, type Context, defineScenario, PEERS, type Server } from '../scenario.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
 import { startTamperRelay, type Tamper } from '../tamper-relay.ts';
 import { TmuxSession } from '../tmux.ts';
 import { tcpConnect } from '../wire.ts';
 
 const USER = 'zorro_user';
 const PASSWORD = 'S3cr3t-Pa55w0rd';
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 
 interface Files {
   dir: string;
@@ -91,21 +90,7 @@ async function tampered(ctx: Context, tamper: Tamper, lines: string[]): Promise<
 }
 
 export default defineScenario('ej05', 'Remote shell with ssh-like security', [
-  {
-    id: 'cli',
-    title: 'both scripts answer -h with the assignment\'s options and refuse an unknown flag with exit 2',
-    roles: ['server', 'client'],
-    async run(ctx) {
-      const expected: Record<string, RegExp[]> = { server: [/--host HOST/, /--port PORT/, /--log LOG/], client: [/--host HOST/, /--port PORT/] };
-      for (const [role, options] of Object.entries(expected)) {
-        const help = await ctx.client(role, ['-h']);
-        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
-        for (const option of options) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
-        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
-      }
-    },
-  },
+  cliRequirement({ server: [/--host HOST/, /--port PORT/, /--log LOG/], client: [/--host HOST/, /--port PORT/] }),
   {
     id: 'session',
     title: 'a scripted session (pwd, mkdir, cd, ls, mv, a failing command) gives the expected outputs and statuses',

@@ -17,11 +17,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type RawResponse, rawExchange, splitResponses } from '../http-wire.ts';
-import { type Context, defineScenario, PEERS, type Server } from '../scenario.ts';
+import { type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
 import { tcpConnect } from '../wire.ts';
 
-/** A stack trace is what a user must never see. */
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /** A folder of known files for `server-root`, and a secret outside it. */
@@ -76,19 +74,7 @@ function checkNoTrace(ctx: Context, server: Server): void {
 }
 
 export default defineScenario('ej06', 'Static HTTP server', [
-  {
-    id: 'cli',
-    title: 'the server answers -h with its usage and refuses an unknown flag with exit 2',
-    roles: ['server'],
-    async run(ctx) {
-      const help = await ctx.client('server', ['-h']);
-      ctx.t.equal(help.exit.code, 0, '-h exits 0');
-      ctx.t.match(help.stdout, /usage:.*--host HOST.*--port PORT/s, '-h shows --host HOST and --port PORT');
-      const bad = await ctx.client('server', ['--no-such-flag']);
-      ctx.t.equal(bad.exit.code, 2, '--no-such-flag exits 2');
-      ctx.t.notMatch(bad.stderr, TRACEBACK, 'no stack trace');
-    },
-  },
+  cliRequirement({ server: [/--host HOST/, /--port PORT/] }),
   {
     id: 'demo-page',
     title: 'curl gets the demo page (200, text/html), and the stylesheet and image it uses, each with the right type and length',

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Proc } from '../proc.ts';
-import { type Context, defineScenario, PEERS } from '../scenario.ts';
+import { type Context, cliRequirement, defineScenario, PEERS } from '../scenario.ts';
 import { TmuxSession } from '../tmux.ts';
 import { tcpConnect } from '../wire.ts';
 
@@ -73,21 +73,7 @@ class RawUser {
 }
 
 export default defineScenario('ej09', 'Chat: users paired two by two', [
-  {
-    id: 'cli',
-    title: 'both scripts answer -h with --host and --port and refuse an unknown flag with exit 2',
-    roles: ['server', 'client'],
-    async run(ctx) {
-      for (const role of ['server', 'client']) {
-        const help = await ctx.client(role, ['-h']);
-        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
-        ctx.t.match(help.stdout, /--host HOST/, `${role} -h shows --host HOST`);
-        ctx.t.match(help.stdout, /--port PORT/, `${role} -h shows --port PORT`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
-        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
-      }
-    },
-  },
+  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
   {
     id: 'thousand',
     title: 'two clients exchange 1000 messages each way, all delivered in order to the partner',

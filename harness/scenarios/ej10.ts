@@ -11,10 +11,9 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { startUdpRelay, type UdpRelay } from '../udp-relay.ts';
-import { type ClientRun, type Context, defineScenario, type Server } from '../scenario.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, type Server, TRACEBACK } from '../scenario.ts';
 import { closeUdp, udpSocket } from '../wire.ts';
 
-const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 
 /** The figures the client prints with --json. */
 interface Figures {
@@ -60,21 +59,7 @@ function applied(relay: UdpRelay): string {
 }
 
 export default defineScenario('ej10', "Cristian's algorithm: a UTC time server and a client that corrects for its offset", [
-  {
-    id: 'cli',
-    title: 'server and client answer -h with their usage and refuse an unknown flag with exit 2',
-    roles: ['server', 'client'],
-    async run(ctx) {
-      for (const role of ['server', 'client']) {
-        const help = await ctx.client(role, ['-h']);
-        ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
-        ctx.t.match(help.stdout, /--host HOST/, `${role} -h shows --host HOST`);
-        ctx.t.match(help.stdout, /--port PORT/, `${role} -h shows --port PORT`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
-        ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
-      }
-    },
-  },
+  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
   {
     id: 'skew',
     title: 'a server with --skew 2500 is measured at 2500 ms within the reported bound (and --skew=-1000 at -1000)',
