@@ -1,0 +1,383 @@
+/**
+ * File server over reliable UDP (exercise 11), and the same over TCP for
+ * comparison, on the same port number.
+ *
+ * ```sh
+ * npx tsx ej11/server.ts                          # 127.0.0.1:9011, serves the working folder
+ * npx tsx ej11/server.ts --dir /srv/files --port 0
+ * ```
+ *
+ * Clients GET a file of the served folder or PUT one into it (see client.ts);
+ * a name never leads outside the folder (`..`, absolute paths, symbolic links
+ * out are refused with an ERROR). Each transfer is a {@link Connection} (see
+ * transport.ts and the PDU in protocol.ts); any number run at once, told
+ * apart by address, port and connection number. A datagram that is not a
+ * packet of the protocol is ignored; a packet for no transfer is answered
+ * with RESET. Prints `listening on HOST:PORT (udp)` and `(tcp)` when ready,
+ * one line per transfer on stderr. Ctrl-C stops it.
+ *
+ * @module
+ */
+import { createHash, type Hash } from 'node:crypto';
+import dgram from 'node:dgram';
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import net from 'node:net';
+import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
+import { createLogger, type Logger, silent } from '../lib/log.ts';
+import { CliError, isMain, runMain } from '../lib/main.ts';
+import { bindUdp, closeGracefully, listenTcp, onShutdown, readyLine, trackConnections, udpType } from '../lib/server.ts';
+import { udpBufferOptions } from '../lib/udp-buffers.ts';
+import { BadNameError, formatBytes, parseCc, resolveInside } from './files.ts';
+import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, Flag, MAX_DATA, type Packet, Type } from './protocol.ts';
+import { encodeError, Op, readSize64, SocketReader } from './tcp.ts';
+import { type CongestionControl, Connection, type Message } from './transport.ts';
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  dir: string;
+  window?: number;
+  cc?: CongestionControl;
+  idleTimeoutMs?: number;
+  /** How long a finished transfer stays to re-acknowledge the client's last packets. */
+  lingerMs?: number;
+  log?: Logger;
+}
+
+/** What the server counted, for tests. */
+export interface ServerCounters {
+  transfers: number;
+  completed: number;
+  failed: number;
+  /** Datagrams that were not packets of the protocol. */
+  garbage: number;
+  resets: number;
+}
+
+interface Session {
+  conn: Connection;
+  cleanup(): void;
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof BadNameError) return error.message;
+  const e = error as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'no such file';
+  if (e.code === 'EISDIR') return 'is a folder, not a file';
+  if (e.code === 'EACCES') return 'permission denied';
+  return e.message ?? String(error);
+}
+
+/**
+ * Serves `dir` on a bound UDP socket: one {@link Connection} per transfer.
+ * Returns counters and a `close()` that ends every transfer.
+ */
+export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counters: ServerCounters; close(): void } {
+  const { dir, log = silent, lingerMs = 2000 } = options;
+  const sessions = new Map<string, Session>();
+  const counters: ServerCounters = { transfers: 0, completed: 0, failed: 0, garbage: 0, resets: 0 };
+
+  const reply = (packet: Packet, port: number, address: string) => socket.send(encodePacket(packet), port, address, () => {});
+
+  const open = (first: Packet, port: number, address: string, key: string): Session => {
+    const who = `${formatAddress(address, port)}#${first.connection.toString(16)}`;
+    let fd: number | undefined;
+    let tempPath: string | undefined;
+    let finished = false;
+    let lingering: ReturnType<typeof setTimeout> | undefined;
+    const hash: Hash = createHash('sha256');
+    const started = performance.now();
+    let size = 0;
+    let offset = 0;
+    let finQueued = false;
+    let peerFin = false;
+
+    const cleanup = () => {
+      conn.close();
+      clearTimeout(lingering);
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+      if (tempPath) rmSync(tempPath, { force: true });
+      tempPath = undefined;
+      sessions.delete(key);
+    };
+    const finish = (ok: boolean, message: string) => {
+      if (finished) return;
+      finished = true;
+      if (ok) counters.completed++;
+      else counters.failed++;
+      log(`${who} ${message}`);
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+      // Stay a while to acknowledge the client's last packets again if our acks were lost.
+      lingering = setTimeout(cleanup, lingerMs);
+      lingering.unref?.();
+    };
+    const fail = (message: string) => {
+      conn.send(Type.ERROR, new TextEncoder().encode(message));
+      if (tempPath) rmSync(tempPath, { force: true });
+      tempPath = undefined;
+      finish(false, `refused: ${message}`);
+    };
+
+    let mode: 'get' | 'put' | undefined;
+    let putTarget = '';
+    const pull = (): Message | undefined => {
+      if (mode !== 'get' || fd === undefined || finQueued) return undefined;
+      if (offset < size) {
+        const chunk = new Uint8Array(Math.min(MAX_DATA, size - offset));
+        const n = readSync(fd, chunk, 0, chunk.length, offset);
+        if (n <= 0) {
+          fail('the file shrank while being sent');
+          return undefined;
+        }
+        offset += n;
+        const data = n === chunk.length ? chunk : chunk.subarray(0, n);
+        hash.update(data);
+        return { type: Type.DATA, data };
+      }
+      finQueued = true;
+      return { type: Type.FIN, data: new Uint8Array(hash.digest()) };
+    };
+
+    const onMessage = (message: Message) => {
+      if (finished && message.type !== Type.FIN) return;
+      try {
+        switch (message.type) {
+          case Type.GET: {
+            const name = decodeName(message.data);
+            const path = resolveInside(dir, name);
+            fd = openSync(path, 'r');
+            const stat = fstatSync(fd);
+            if (!stat.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+            size = stat.size;
+            mode = 'get';
+            log(`${who} GET ${name} (${formatBytes(size)})`);
+            conn.send(Type.OK, encodeSize(size));
+            break;
+          }
+          case Type.PUT: {
+            const put = decodePut(message.data);
+            putTarget = resolveInside(dir, put.name, { forWrite: true });
+            if (statSync(putTarget, { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error('x'), { code: 'EISDIR' });
+            size = put.size;
+            tempPath = `${putTarget}.part-${first.connection.toString(16)}`;
+            fd = openSync(tempPath, 'w');
+            mode = 'put';
+            log(`${who} PUT ${put.name} (${formatBytes(size)})`);
+            conn.send(Type.OK, encodeSize(size));
+            break;
+          }
+          case Type.DATA: {
+            if (mode !== 'put' || fd === undefined) return fail('DATA before PUT');
+            if (offset + message.data.length > size) return fail(`more data than the announced ${size} bytes`);
+            writeSync(fd, message.data, 0, message.data.length, offset);
+            offset += message.data.length;
+            hash.update(message.data);
+            break;
+          }
+          case Type.FIN: {
+            peerFin = true;
+            if (mode === 'put' && !finished) {
+              const digest = new Uint8Array(hash.digest());
+              const theirs = Buffer.from(message.data).toString('hex');
+              if (offset !== size) return fail(`received ${offset} of ${size} bytes`);
+              if (Buffer.from(digest).toString('hex') !== theirs) return fail('SHA-256 mismatch: the file arrived damaged');
+              if (fd !== undefined) closeSync(fd);
+              fd = undefined;
+              renameSync(tempPath as string, putTarget);
+              tempPath = undefined;
+              conn.send(Type.FIN, digest);
+              finQueued = true;
+            } else if (mode === 'get') {
+              const theirs = Buffer.from(message.data).toString('hex');
+              log(`${who} client reports SHA-256 ${theirs.slice(0, 16)}…`);
+            }
+            checkDone();
+            break;
+          }
+          case Type.ERROR:
+            finish(false, `client gave up: ${new TextDecoder().decode(message.data)}`);
+            break;
+          default:
+            fail(`unexpected ${message.type} message`);
+        }
+      } catch (error) {
+        fail(errorText(error));
+      }
+    };
+
+    const checkDone = () => {
+      if (finished || !finQueued || !conn.settled) return;
+      const seconds = (performance.now() - started) / 1000;
+      if (mode === 'get' && !peerFin) return; // the client has not confirmed yet
+      const s = conn.stats;
+      finish(true, `${mode === 'get' ? 'sent' : 'received'} ${formatBytes(size)} in ${seconds.toFixed(2)} s; ${s.retransmissions} retransmissions, srtt ${s.srttMs?.toFixed(1) ?? '-'} ms`);
+    };
+
+    const conn: Connection = new Connection({
+      connection: first.connection,
+      send: (bytes) => socket.send(bytes, port, address, () => {}),
+      onMessage,
+      onAck: checkDone,
+      onTimeout: (silentMs) => {
+        if (!finished) finish(false, `client silent for ${(silentMs / 1000).toFixed(1)} s: transfer abandoned`);
+        cleanup();
+      },
+      pull,
+      ...(options.window === undefined ? {} : { window: options.window }),
+      ...(options.cc === undefined ? {} : { cc: options.cc }),
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    });
+    counters.transfers++;
+    return { conn, cleanup };
+  };
+
+  socket.on('message', (datagram, from) => {
+    let packet: Packet;
+    try {
+      packet = decodePacket(datagram);
+    } catch (error) {
+      counters.garbage++;
+      log(`${formatAddress(from.address, from.port)} ignored a datagram: ${(error as Error).message}`);
+      return;
+    }
+    const key = `${from.address}|${from.port}|${packet.connection}`;
+    let session = sessions.get(key);
+    if (!session) {
+      if ((packet.type === Type.GET || packet.type === Type.PUT) && packet.flags & Flag.SYN) {
+        session = open(packet, from.port, from.address, key);
+        sessions.set(key, session);
+      } else {
+        if (packet.type !== Type.RESET && packet.type !== Type.ACK) {
+          counters.resets++;
+          reply({ sequence: 0, ack: 0, ackBitfield: 0, type: Type.RESET, flags: 0, window: 0, connection: packet.connection, through: 0, data: new Uint8Array(0) }, from.port, from.address);
+        }
+        return;
+      }
+    }
+    if (packet.type === Type.RESET) {
+      log(`${formatAddress(from.address, from.port)} reset its transfer`);
+      session.cleanup();
+      return;
+    }
+    session.conn.receive(packet);
+  });
+  socket.on('error', (error) => log(`socket error: ${error.message}`));
+  return {
+    counters,
+    close() {
+      for (const session of [...sessions.values()]) session.cleanup();
+    },
+  };
+}
+
+/** Serves `dir` over TCP (the comparison): one request per connection. */
+export function serveTcp(server: net.Server, { dir, log = silent }: ServerOptions): void {
+  server.on('connection', (socket) => {
+    const who = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const reader = new SocketReader(socket);
+    socket.on('error', () => {});
+    void (async () => {
+      let fd: number | undefined;
+      let temp: string | undefined;
+      try {
+        const op = (await reader.read(1))[0];
+        const nameLength = (await reader.read(2)).readUInt16BE(0);
+        const name = decodeName(await reader.read(nameLength));
+        if (op === Op.GET) {
+          const file = resolveInside(dir, name);
+          fd = openSync(file, 'r');
+          const size = fstatSync(fd).size;
+          log(`${who} tcp GET ${name} (${formatBytes(size)})`);
+          const head = Buffer.alloc(9);
+          head.writeBigUInt64BE(BigInt(size), 1);
+          socket.write(head);
+          const hash = createHash('sha256');
+          for (let offset = 0; offset < size; ) {
+            const chunk = Buffer.alloc(Math.min(256 * 1024, size - offset));
+            const n = readSync(fd, chunk, 0, chunk.length, offset);
+            if (n <= 0) throw new Error('the file shrank while being sent');
+            offset += n;
+            hash.update(chunk.subarray(0, n));
+            if (!socket.write(chunk.subarray(0, n))) await new Promise((resolve) => socket.once('drain', resolve));
+          }
+          socket.end(hash.digest());
+        } else if (op === Op.PUT) {
+          const size = await readSize64(reader);
+          const target = resolveInside(dir, name, { forWrite: true });
+          temp = `${target}.part-tcp-${socket.remotePort ?? 0}`;
+          fd = openSync(temp, 'w');
+          log(`${who} tcp PUT ${name} (${formatBytes(size)})`);
+          const hash = createHash('sha256');
+          for (let offset = 0; offset < size; ) {
+            const chunk = await reader.readSome(Math.min(1 << 20, size - offset));
+            writeSync(fd, chunk, 0, chunk.length, offset);
+            hash.update(chunk);
+            offset += chunk.length;
+          }
+          const theirs = await reader.read(32);
+          if (!hash.digest().equals(theirs)) throw new Error('SHA-256 mismatch: the file arrived damaged');
+          closeSync(fd);
+          fd = undefined;
+          renameSync(temp, target);
+          temp = undefined;
+          socket.end(Buffer.from([0]));
+        } else {
+          throw new Error(`unknown request ${op}`);
+        }
+      } catch (error) {
+        log(`${who} tcp refused: ${errorText(error)}`);
+        if (!socket.destroyed) socket.end(encodeError(errorText(error)));
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+        if (temp) rmSync(temp, { force: true });
+      }
+    })();
+  });
+}
+
+const command = defineCommand({
+  name: 'server.ts',
+  summary: 'File server over reliable UDP (and TCP, for comparison) on the same port.',
+  options: {
+    host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+    port: { type: 'string', default: '9011', help: 'port to listen on (UDP and TCP); 0 picks a free one' },
+    dir: { type: 'string', default: '.', help: 'folder served; names never lead outside it' },
+    window: { type: 'string', default: '1024', metavar: 'PACKETS', help: 'receive window (reorder buffer), packets' },
+    cc: { type: 'string', default: 'gaffer', metavar: 'MODE', help: 'congestion control: gaffer (the article good/bad mode), aimd, or none' },
+    timeout: { type: 'string', default: '10', metavar: 'SECONDS', help: 'abandon a transfer whose client is silent this long' },
+    quiet: { type: 'boolean', short: 'q', help: 'do not log transfers on stderr' },
+  },
+  epilog: 'Prints "listening on HOST:PORT (udp)" and "(tcp)" on stdout when ready. Ctrl-C stops it.',
+});
+
+async function main(argv: string[]): Promise<void> {
+  const opts = command.parseOrExit(argv);
+  const host = parseHost(opts.host);
+  const port = parsePort(opts.port);
+  const window = parsePositive(opts.window, 'window', { integer: true });
+  if (window > 65535) throw new UsageError(`argument --window: expected at most 65535 packets, got '${opts.window}'`);
+  const cc = parseCc(opts.cc);
+  const idleTimeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
+  if (!statSync(opts.dir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`--dir ${opts.dir}: not a folder`, 2);
+  const log = createLogger('ej11-server', { quiet: opts.quiet });
+
+  const socket = dgram.createSocket({ type: udpType(host), ...udpBufferOptions(4 << 20) });
+  const udpAddress = await bindUdp(socket, host, port);
+  const tcp = trackConnections(net.createServer());
+  const tcpAddress = await listenTcp(tcp, host, udpAddress.port);
+  const options = { dir: opts.dir, window, cc, idleTimeoutMs, log };
+  const udp = serveUdp(socket, options);
+  serveTcp(tcp, options);
+  onShutdown(
+    async () => {
+      udp.close();
+      await Promise.all([new Promise<void>((resolve) => socket.close(() => resolve())), closeGracefully(tcp, 1000)]);
+    },
+    { log },
+  );
+  console.log(readyLine(udpAddress, 'udp'));
+  console.log(readyLine(tcpAddress, 'tcp'));
+}
+
+if (isMain(import.meta)) runMain(command.spec.name, () => main(process.argv.slice(2)));

@@ -1,0 +1,307 @@
+/**
+ * Exercise 11: reliable file transfer over UDP. Roles: server (started with
+ * `--dir DIR`), client (`--get NAME -o OUT`, `--put FILE`, `--tcp`).
+ *
+ * Transfers are judged on a path with known faults: the harness's UDP
+ * impairment relay (harness/relay.ts) between client and server, with loss,
+ * duplication and reordering in both directions, and on a path with real
+ * kernel loss for TCP and UDP alike (two network namespaces and an nftables
+ * rule, harness/netns.ts; root only). Every file must arrive byte-identical.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createNetnsPair, run as runCommand } from '../netns.ts';
+import { waitReady } from '../proc.ts';
+import { type Faults, formatCounters, type Relay, startRelay } from '../relay.ts';
+import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
+import { closeUdp, compareBytes, udpSocket } from '../wire.ts';
+
+const MiB = 1024 * 1024;
+
+/** A folder of test files for the server, and one for what the client receives. */
+async function folders(files: Record<string, number>): Promise<{ served: string; local: string; data: Map<string, Buffer>; cleanup(): Promise<void> }> {
+  const base = await mkdtemp(path.join(tmpdir(), 'ej11-'));
+  const served = path.join(base, 'served');
+  const local = path.join(base, 'local');
+  await mkdir(served);
+  await mkdir(local);
+  const data = new Map<string, Buffer>();
+  for (const [name, size] of Object.entries(files)) {
+    const bytes = randomBytes(size);
+    data.set(name, bytes);
+    await writeFile(path.join(served, name), bytes);
+  }
+  return { served, local, data, cleanup: () => rm(base, { recursive: true, force: true }) };
+}
+
+function relayTo(server: Server, faults: Faults, seed: number): Promise<Relay> {
+  return startRelay({ target: { host: server.host, port: server.port }, forward: faults, backward: faults, seed });
+}
+
+async function get(ctx: Context, host: string, port: number, name: string, out: string, extra: string[] = [], timeoutMs = 60_000): Promise<ClientRun> {
+  return ctx.client('client', ['--host', host, '--port', String(port), '--get', name, '-o', out, ...extra], { timeoutMs });
+}
+
+async function checkArrived(ctx: Context, run: ClientRun, out: string, expected: Buffer, what: string): Promise<void> {
+  ctx.t.notOk(run.timedOut, `${what}: the client finished (took ${(run.durationMs / 1000).toFixed(1)} s)`);
+  ctx.t.equal(run.exit.code, 0, `${what}: exit status 0 (stderr: ${run.stderr.trim().slice(-300) || 'empty'})`);
+  const got = existsSync(out) ? await readFile(out) : undefined;
+  ctx.t.ok(got?.equals(expected), `${what}: ${got ? compareBytes(expected, got) : 'no file written'}`);
+}
+
+function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
+  ctx.t.notOk(run.timedOut, `${what}: the client gave up by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
+  ctx.t.ok(run.exit.code !== 0 && run.exit.code !== null, `${what}: exit status is non-zero (was ${run.exit.code ?? run.exit.signal})`);
+  ctx.t.match(run.stderr, /\S/, `${what}: it says why on stderr`);
+  ctx.t.notMatch(run.stderr, TRACEBACK, `${what}: no stack trace`);
+}
+
+/** Gets every file of `sizes` through a relay with `faults` and checks each arrived intact. */
+async function transferSet(ctx: Context, sizes: Record<string, number>, faults: Faults, seed: number): Promise<void> {
+  const f = await folders(sizes);
+  try {
+    const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+    const relay = await relayTo(server, faults, seed);
+    try {
+      for (const [name, bytes] of f.data) {
+        const out = path.join(f.local, name);
+        const run = await get(ctx, relay.host, relay.port, name, out);
+        await checkArrived(ctx, run, out, bytes, `${name} (${bytes.length} B)`);
+      }
+      ctx.t.comment(`relay forward: ${formatCounters(relay.counters.forward)}`);
+      ctx.t.comment(`relay backward: ${formatCounters(relay.counters.backward)}`);
+      if ((faults.loss ?? 0) > 0) ctx.t.ok(relay.counters.forward.dropped + relay.counters.backward.dropped > 0, 'the relay did drop packets');
+    } finally {
+      await relay.close();
+    }
+  } finally {
+    await f.cleanup();
+  }
+}
+
+const SMALL = { 'empty.bin': 0, 'one.bin': 1, 'mebi.bin': MiB };
+const impaired = (loss: number): Faults => ({ loss, duplicate: 0.05, reorder: 0.05, delayMs: 2, jitterMs: 1 });
+
+export default defineScenario('ej11', 'Reliable file transfer over UDP, compared with TCP', [
+  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
+  {
+    id: 'clean',
+    title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical through the relay with no faults',
+    roles: ['server', 'client'],
+    async run(ctx) {
+      await transferSet(ctx, SMALL, {}, 1);
+    },
+  },
+  {
+    id: 'loss-5',
+    title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical with 5 % loss, 5 % duplication and 5 % reordering each way',
+    roles: ['server', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      await transferSet(ctx, SMALL, impaired(0.05), 5);
+    },
+  },
+  {
+    id: 'loss-20',
+    title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical with 20 % loss, 5 % duplication and 5 % reordering each way',
+    roles: ['server', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      await transferSet(ctx, SMALL, impaired(0.2), 20);
+    },
+  },
+  {
+    id: 'big',
+    title: 'a 64 MiB file arrives byte-identical with 5 % loss, duplication and reordering each way',
+    roles: ['server', 'client'],
+    timeoutMs: 180_000,
+    async run(ctx) {
+      await transferSet(ctx, { 'big.bin': 64 * MiB }, { loss: 0.05, duplicate: 0.05, reorder: 0.05 }, 64);
+    },
+  },
+  {
+    id: 'put',
+    title: 'a 1 MiB file put with --put arrives byte-identical in the server folder, with 5 % loss',
+    roles: ['server', 'client'],
+    timeoutMs: 90_000,
+    async run(ctx) {
+      const f = await folders({});
+      try {
+        const bytes = randomBytes(MiB);
+        const file = path.join(f.local, 'up.bin');
+        await writeFile(file, bytes);
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        const relay = await relayTo(server, impaired(0.05), 7);
+        try {
+          const run = await ctx.client('client', ['--host', relay.host, '--port', String(relay.port), '--put', file], { timeoutMs: 60_000 });
+          await checkArrived(ctx, run, path.join(f.served, 'up.bin'), bytes, '--put up.bin');
+        } finally {
+          await relay.close();
+        }
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'server-dies',
+    title: 'a server killed mid-transfer gives the client a clear error within 30 s, and no partial file',
+    roles: ['server', 'client'],
+    timeoutMs: 90_000,
+    async run(ctx) {
+      const f = await folders({ 'big.bin': 16 * MiB });
+      try {
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        // A slow path, so that the transfer is surely under way when the server dies.
+        const relay = await relayTo(server, { delayMs: 20 }, 3);
+        try {
+          const out = path.join(f.local, 'big.bin');
+          const started = performance.now();
+          const client = ctx.supervisor.start('client', [...ctx.command('client'), '--host', relay.host, '--port', String(relay.port), '--get', 'big.bin', '-o', out], { cwd: ctx.target.cwd });
+          while (relay.counters.backward.delivered < 200 && performance.now() - started < 20_000 && !client.exit) await new Promise((r) => setTimeout(r, 50));
+          ctx.t.ok(relay.counters.backward.delivered >= 200, `the transfer was under way (${relay.counters.backward.delivered} packets from the server)`);
+          server.proc.signal('SIGKILL');
+          const killedAt = performance.now();
+          const exit = await client.waitForExit(40_000).catch(() => undefined);
+          const seconds = (performance.now() - killedAt) / 1000;
+          const run: ClientRun = { exit: exit ?? { code: null, signal: 'SIGKILL' }, stdout: client.stdout, stdoutBytes: Buffer.from(client.stdout), stderr: client.stderr, timedOut: exit === undefined, durationMs: seconds * 1000 };
+          checkCleanFailure(ctx, run, 'server killed');
+          ctx.t.ok(seconds <= 30, `the client reported it ${seconds.toFixed(1)} s after the server died (bound 30 s)`);
+          ctx.t.notOk(existsSync(out), 'no file left under the output name');
+        } finally {
+          await relay.close();
+        }
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'garbage',
+    title: 'garbage datagrams sent to the server during a transfer do not disturb it',
+    roles: ['server', 'client'],
+    timeoutMs: 90_000,
+    async run(ctx) {
+      const f = await folders({ 'file.bin': 4 * MiB });
+      try {
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        const relay = await relayTo(server, { delayMs: 5 }, 4);
+        const junk = await udpSocket();
+        try {
+          const out = path.join(f.local, 'file.bin');
+          const pending = get(ctx, relay.host, relay.port, 'file.bin', out);
+          // Random bytes of many sizes, including header-sized ones, every 5 ms while it runs.
+          let sent = 0;
+          const timer = setInterval(() => {
+            for (const size of [0, 1, 12, 24, 25, 100, 1424, 2000]) junk.send(randomBytes(size), server.port, server.host);
+            sent += 8;
+          }, 5);
+          const run = await pending.finally(() => clearInterval(timer));
+          ctx.t.ok(sent > 0, `${sent} garbage datagrams sent during the transfer`);
+          await checkArrived(ctx, run, out, f.data.get('file.bin') as Buffer, 'transfer under garbage');
+          ctx.t.equal(server.proc.exit, undefined, 'the server is still running');
+        } finally {
+          await closeUdp(junk);
+          await relay.close();
+        }
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'two-clients',
+    title: 'two clients transfer different files at once, each byte-identical, with 5 % loss',
+    roles: ['server', 'client'],
+    timeoutMs: 90_000,
+    async run(ctx) {
+      const f = await folders({ 'a.bin': 2 * MiB, 'b.bin': 3 * MiB });
+      try {
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        const relay = await relayTo(server, impaired(0.05), 2);
+        try {
+          const runs = await Promise.all(['a.bin', 'b.bin'].map((name) => get(ctx, relay.host, relay.port, name, path.join(f.local, name))));
+          for (const [i, name] of ['a.bin', 'b.bin'].entries()) await checkArrived(ctx, runs[i] as ClientRun, path.join(f.local, name), f.data.get(name) as Buffer, `client ${i + 1} (${name})`);
+        } finally {
+          await relay.close();
+        }
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'confined',
+    title: 'a name outside the served folder is refused with a clear error, and nothing is written',
+    roles: ['server', 'client'],
+    async run(ctx) {
+      const f = await folders({ 'ok.bin': 10 });
+      try {
+        await writeFile(path.join(path.dirname(f.served), 'secret.txt'), 'secret');
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        for (const name of ['../secret.txt', path.join(path.dirname(f.served), 'secret.txt'), 'missing.bin']) {
+          const out = path.join(f.local, 'out.bin');
+          const run = await get(ctx, server.host, server.port, name, out, [], 30_000);
+          checkCleanFailure(ctx, run, `--get ${name}`);
+          ctx.t.notOk(existsSync(out), `--get ${name}: nothing written`);
+        }
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'tcp',
+    title: 'with --tcp the same 1 MiB file arrives byte-identical over TCP',
+    roles: ['server', 'client'],
+    async run(ctx) {
+      const f = await folders({ 'mebi.bin': MiB });
+      try {
+        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+        const out = path.join(f.local, 'mebi.bin');
+        const run = await get(ctx, server.host, server.port, 'mebi.bin', out, ['--tcp']);
+        await checkArrived(ctx, run, out, f.data.get('mebi.bin') as Buffer, '--tcp');
+      } finally {
+        await f.cleanup();
+      }
+    },
+  },
+  {
+    id: 'netns',
+    title: 'between two network namespaces with 5 % kernel loss (nft), 4 MiB arrive byte-identical over UDP and over --tcp',
+    roles: ['server', 'client'],
+    peers: [PEERS.ip, PEERS.nft],
+    root: true,
+    timeoutMs: 120_000,
+    async run(ctx) {
+      // The runner skips this visibly without root, ip or nft (root: true, peers).
+      const f = await folders({ 'four.bin': 4 * MiB });
+      const pair = await createNetnsPair();
+      try {
+        await pair.setLoss('a', 5);
+        await pair.setLoss('b', 5);
+        const port = 9011;
+        const server = ctx.supervisor.start('server', pair.exec('b', [...ctx.command('server'), '--host', pair.addrB, '--port', String(port), '--dir', f.served]), { cwd: ctx.target.cwd });
+        await waitReady(server, port, 'udp', 20_000);
+        for (const extra of [[], ['--tcp']]) {
+          const out = path.join(f.local, `four${extra.join('')}.bin`);
+          const run = await ctx.exec('client', pair.exec('a', [...ctx.command('client'), '--host', pair.addrB, '--port', String(port), '--get', 'four.bin', '-o', out, ...extra]), { cwd: ctx.target.cwd, timeoutMs: 60_000 });
+          await checkArrived(ctx, run, out, f.data.get('four.bin') as Buffer, `netns ${extra.length ? 'TCP' : 'UDP'}`);
+        }
+        const counters = await runCommand('ip', ['netns', 'exec', pair.b, 'nft', 'list', 'ruleset']);
+        const dropped = Number(/counter packets (\d+)/.exec(counters)?.[1] ?? 0);
+        ctx.t.ok(dropped > 0, `the kernel dropped packets on the way in (${dropped} in b)`);
+        await server.stop();
+      } finally {
+        await pair.destroy();
+        await f.cleanup();
+      }
+    },
+  },
+]);
+
