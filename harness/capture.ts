@@ -71,7 +71,7 @@ export async function summarize(file: string): Promise<string> {
   return output.stdout.replaceAll('\u2192', '->');
 }
 
-/** Every TCP and UDP packet of a capture, decoded by tshark. */
+/** Every TCP and UDP packet of a capture, decoded by tshark (other packets, such as ARP, are left out). */
 export async function readPackets(file: string): Promise<Packet[]> {
   const fields = [
     'frame.number', 'frame.time_relative', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst',
@@ -81,9 +81,11 @@ export async function readPackets(file: string): Promise<Packet[]> {
   return output.stdout
     .split('\n')
     .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const [number, time, ip4src, ip4dst, ip6src, ip6dst, tcpSrc, tcpDst, udpSrc, udpDst, flags, tcpPayload, udpPayload] =
-        line.split('\t');
+    .map((line) => line.split('\t'))
+    // Neither TCP nor UDP ports: ARP and the like, which this list does not describe.
+    .filter((f) => Boolean(f[6] || f[8]))
+    .map((f) => {
+      const [number, time, ip4src, ip4dst, ip6src, ip6dst, tcpSrc, tcpDst, udpSrc, udpDst, flags, tcpPayload, udpPayload] = f;
       const tcp = Boolean(tcpSrc);
       return {
         number: Number(number),

@@ -273,11 +273,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 /**
  * Whether some socket is bound to `port`: listening for TCP, or bound for
  * UDP. Read from `/proc/net`, so a submission that prints no ready line is
- * still seen to be ready, and nothing is sent to it.
+ * still seen to be ready, and nothing is sent to it. With `pid`, the tables
+ * are those of that process's network namespace (`/proc/PID/net`), which is
+ * how a server started inside another namespace is seen.
  */
-export async function isPortBound(port: number, protocol: 'tcp' | 'udp'): Promise<boolean> {
+export async function isPortBound(port: number, protocol: 'tcp' | 'udp', pid?: number): Promise<boolean> {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const file of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+  const base = pid === undefined ? '/proc/net' : `/proc/${pid}/net`;
+  for (const file of [`${base}/${protocol}`, `${base}/${protocol}6`]) {
     const table = await readFile(file, 'utf8').catch(() => '');
     for (const line of table.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
@@ -306,7 +309,7 @@ export async function waitReady(proc: Proc, port: number, protocol: 'tcp' | 'udp
   // so that a submission that prints nothing can still be graded.
   let boundSince: number | undefined;
   const poll = setInterval(() => {
-    void isPortBound(port, protocol).then((bound) => {
+    void isPortBound(port, protocol, proc.pid).then((bound) => {
       if (!bound) boundSince = undefined;
       else boundSince ??= performance.now();
     });

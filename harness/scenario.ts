@@ -117,6 +117,17 @@ export class RequirementSkip extends Error {
   override name = 'RequirementSkip';
 }
 
+/** Options of {@link Context.server}. */
+export interface ServerOptions {
+  readyTimeoutMs?: number;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Wraps the command, e.g. `ip netns exec NS …` to start it in a namespace. */
+  wrap?: (command: string[]) => string[];
+  /** A port from {@link Context.port} already (one a capture filters on), instead of a new one. */
+  port?: number;
+}
+
 export class Context {
   readonly t: Test;
   readonly exercise: string;
@@ -159,13 +170,17 @@ export class Context {
    * appended to its command, then `args`) and waits until it is ready: its
    * "listening on" line, or the port seen bound.
    */
-  async server(role: string, protocol: 'tcp' | 'udp', args: string[] = [], { readyTimeoutMs = 20_000 } = {}): Promise<Server> {
-    const port = await this.port();
-    const proc = this.supervisor.start(role, [...this.command(role), '--host', this.host, '--port', String(port), ...args], {
-      cwd: this.target.cwd,
-    });
+  async server(role: string, protocol: 'tcp' | 'udp', args: string[] = [], { readyTimeoutMs = 20_000, host = this.host, wrap, port: chosen }: ServerOptions = {}): Promise<Server> {
+    const port = chosen ?? (await this.port());
+    const command = [...this.command(role), '--host', host, '--port', String(port), ...args];
+    const proc = this.supervisor.start(role, wrap ? wrap(command) : command, { cwd: this.target.cwd });
     await waitReady(proc, port, protocol, readyTimeoutMs);
-    return { proc, host: this.host, port };
+    return { proc, host, port };
+  }
+
+  /** Runs `role` like {@link client}, its command wrapped (to run it in a network namespace, say). */
+  async clientWrapped(role: string, args: string[], wrap: (command: string[]) => string[], { timeoutMs = 20_000 } = {}): Promise<ClientRun> {
+    return this.exec(role, wrap([...this.command(role), ...args]), { timeoutMs, cwd: this.target.cwd });
   }
 
   /**
