@@ -23,11 +23,12 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineCommand, parsePositive, UsageError } from '../lib/cli.ts';
+import { formatEj11Report, renderEj11Svg, runEj11Bench } from './bench/ej11.ts';
 import { formatHttpReport, runHttpBenchmark } from './bench/http.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { isMain, runMain } from '../lib/main.ts';
@@ -388,13 +389,15 @@ export async function runBenchmark(options: BenchOptions): Promise<Report> {
 }
 
 /** The benchmarks `--suite` chooses from. */
-const SUITES = ['echo', 'http'];
+const SUITES = ['echo', 'http', 'ej11'];
 
 const command = defineCommand({
   name: 'bench.ts',
-  summary: 'Benchmarks the exercises beside reference peers on 127.0.0.1: ej01 (echo) against a minimal Node echo and socat; ej06 and ej03 (HTTP) against nginx, wget and curl.',
+  summary:
+    'Benchmarks the exercises beside reference peers: ej01 (echo) against a minimal Node echo and socat; ej06 and ej03 (HTTP) against nginx, wget and curl; ej11 (reliable UDP) against TCP under packet loss.',
   options: {
-    suite: { type: 'string', multiple: true, metavar: 'echo|http', help: 'run only this benchmark; repeatable (default: all)' },
+    suite: { type: 'string', multiple: true, metavar: 'echo|http|ej11', help: 'run only this benchmark; repeatable (default: all)' },
+    svg: { type: 'string', metavar: 'FILE', help: "write ej11's chart (goodput against loss, UDP and TCP) to FILE" },
     seconds: { type: 'string', default: '3', metavar: 'S', help: 'length of each measurement' },
     runs: { type: 'string', default: '3', metavar: 'N', help: 'runs of every measurement; the median is reported' },
     json: { type: 'boolean', help: 'print the results as JSON instead of a table' },
@@ -458,6 +461,13 @@ async function main(argv: string[]): Promise<number> {
       const report = await runHttpBenchmark({ seconds, runs, log });
       if (opts.json) json.http = report;
       else process.stdout.write(`\n${formatHttpReport(report)}`);
+    }
+    if (suites.has('ej11') && !controller.signal.aborted) {
+      // ej11 moves a 16 MiB file at each loss rate, over UDP and TCP: its own sizes, not --seconds.
+      const report = await runEj11Bench({ sizeMiB: 16, runs, losses: [0, 1, 2, 5, 10], limitS: 120, log });
+      if (opts.svg) await writeFile(opts.svg, renderEj11Svg(report));
+      if (opts.json) json.ej11 = report;
+      else process.stdout.write(`\n${formatEj11Report(report)}`);
     }
     log(`done in ${Math.round((performance.now() - started) / 1000)} s`);
     if (opts.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
