@@ -39,7 +39,15 @@ t.test('resolveZone() gives the tz database\'s offsets (checked against GNU date
     const zone = resolveZone(name);
     t.ok(zone, `${name} is known`);
     if (!zone) continue;
-    for (const ms of instants) t.equal(zone.offsetSeconds(ms), dateOffset(name, ms), `${name} at ${new Date(ms).toISOString()}`);
+    for (const ms of instants) {
+      // Node's and Deno's offsets come from the tz data built into ICU, GNU date's from
+      // the system's tzdata package: two releases that need not match. Past rules agree;
+      // Morocco's future ones (Ramadan suspensions of its UTC+1) are a forecast that each
+      // release redraws, so its far-future instant is a guess on both sides (seen: CI's
+      // fresh tzdata said +00:00 for 2037-01-01 where ICU said +01:00).
+      if (name === 'Africa/Casablanca' && ms > Date.UTC(2026, 11, 31)) continue;
+      t.equal(zone.offsetSeconds(ms), dateOffset(name, ms), `${name} at ${new Date(ms).toISOString()}`);
+    }
   }
 });
 
