@@ -1,8 +1,9 @@
 /**
  * A userspace UDP impairment relay: a path with known faults between a
  * client and a server on loopback, so that an RTT meter (ej04) can be checked
- * against a delay it did not know, and a reliable transport (ej11) against
- * losses, duplicates and reordering it must survive.
+ * against a delay it did not know, Cristian's algorithm (ej10) against
+ * symmetric and asymmetric legs and a lost reply, and a reliable transport
+ * (ej11) against losses, duplicates and reordering it must survive.
  *
  * ```text
  *   client ──▶ relay front port ──(forward faults)──▶ server
@@ -14,8 +15,17 @@
  * its own faults: a delay (fixed plus uniform jitter), a loss rate, a
  * duplication rate and a reordering rate (a reordered datagram is held back
  * by an extra delay, so later ones overtake it). The random choices come from
- * a seeded generator (mulberry32), so a run can be repeated; the relay counts
- * what it received, dropped, duplicated, reordered and delivered.
+ * a seeded generator (mulberry32), so a run can be repeated; a `drop`
+ * selector loses chosen datagrams (the n-th request, the n-th reply) without
+ * chance. The relay counts what it received, dropped, duplicated, reordered
+ * and delivered.
+ *
+ * Delays come from timers, so they are late by the event loop's jitter: tens
+ * of microseconds on an idle machine, a millisecond or two on a busy one.
+ * They are never early: a timer that fires before its datagram's time (Node
+ * counts timers in whole milliseconds of loop time) is set again for the
+ * rest. With `recordDelays` the relay keeps the delay each datagram really
+ * got, from its arrival to its sending, so a scenario can report it.
  *
  * ```sh
  * npx tsx harness/relay.ts --listen 9000 --to 127.0.0.1:7007 --delay 20 --jitter 5 --loss 0.1
@@ -39,6 +49,12 @@ export interface Faults {
   reorder?: number;
   /** Extra hold of a reordered datagram, milliseconds (default 2 × jitter + 5). */
   reorderDelayMs?: number;
+  /**
+   * Drops the n-th datagram of this direction (1-based, counted from the
+   * relay's start, dropped ones included) when it returns true, whatever the
+   * rates say; e.g. `(n) => n === 1` loses the first reply.
+   */
+  drop?: (n: number) => boolean;
 }
 
 /** What the relay did in one direction. */
@@ -67,6 +83,8 @@ export interface RelayOptions {
   backward?: Faults;
   /** Seed of the random choices; equal seeds give equal fault sequences. */
   seed?: number;
+  /** Keep the delay each delivered datagram really got, in {@link Relay.appliedDelays} (default false). */
+  recordDelays?: boolean;
 }
 
 /** A running relay. */
@@ -75,6 +93,12 @@ export interface Relay {
   host: string;
   port: number;
   readonly counters: { forward: DirectionCounters; backward: DirectionCounters };
+  /**
+   * With `recordDelays`: per direction, in delivery order, the milliseconds
+   * from each datagram's arrival at the relay to its sending on (duplicates
+   * included, dropped ones not). Empty without `recordDelays`.
+   */
+  readonly appliedDelays: { forward: number[]; backward: number[] };
   /** Changes the faults of a direction from now on. */
   setFaults(direction: 'forward' | 'backward', faults: Faults): void;
   /** Stops relaying; datagrams still held are dropped. Safe to call twice. */
@@ -133,6 +157,7 @@ function checkFaults(faults: Faults, where: string): Faults {
     const value = faults[key];
     if (value !== undefined && !(value >= 0)) throw new RangeError(`Relay ${where} ${key}: expected milliseconds ≥ 0, got ${value}`);
   }
+  if (faults.drop !== undefined && typeof faults.drop !== 'function') throw new TypeError(`Relay ${where} drop: expected a function of n, got ${typeof faults.drop}`);
   return { ...faults };
 }
 
@@ -155,18 +180,32 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const faults = { forward: checkFaults(options.forward ?? {}, 'forward'), backward: checkFaults(options.backward ?? {}, 'backward') };
   const random = seededRandom(options.seed ?? 1);
   const counters = { forward: emptyCounters(), backward: emptyCounters() };
+  const appliedDelays = { forward: [] as number[], backward: [] as number[] };
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const family = listenHost.includes(':') ? 'udp6' : 'udp4';
   const front = dgram.createSocket({ type: family, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
   const backs = new Map<string, Promise<dgram.Socket>>();
   let closed = false;
 
-  const pass = (direction: 'forward' | 'backward', message: Buffer, send: (message: Buffer) => void) => {
+  /** Runs `fn` once `deadline` (a performance.now() time) has passed, never before. */
+  const at = (deadline: number, fn: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (performance.now() < deadline) at(deadline, fn);
+      else fn();
+    }, Math.max(0, deadline - performance.now()));
+    timers.add(timer);
+  };
+
+  const pass = (direction: 'forward' | 'backward', message: Buffer, arrived: number, send: (message: Buffer) => void) => {
     const count = counters[direction];
     count.received++;
     count.bytes += message.length;
+    const selected = faults[direction].drop?.(count.received) ?? false;
+    // Drawn even for a selected drop, so a selector does not shift the random sequence
+    // (of this direction's datagrams; the generator is shared, and a lost request sends no reply).
     const fate = decideFate(faults[direction], random);
-    if (fate.delays.length === 0) {
+    if (selected || fate.delays.length === 0) {
       count.dropped++;
       return;
     }
@@ -177,17 +216,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       const deliver = () => {
         if (closed) return;
         count.delivered++;
+        if (options.recordDelays) appliedDelays[direction].push(performance.now() - arrived);
         send(message);
       };
-      if (delay === 0) {
-        deliver();
-        continue;
-      }
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        deliver();
-      }, delay);
-      timers.add(timer);
+      if (delay === 0) deliver();
+      else at(arrived + delay, deliver);
     }
   };
 
@@ -199,7 +232,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         const socket = dgram.createSocket({ type: family, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
         socket.on('error', () => {}); // ICMP unreachable from a stopped server: UDP goes on
         socket.on('message', (message) => {
-          pass('backward', message, (m) => front.send(m, port, address, () => {}));
+          pass('backward', message, performance.now(), (m) => front.send(m, port, address, () => {}));
         });
         await bind(socket, listenHost, 0);
         return socket;
@@ -211,8 +244,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   front.on('error', () => {});
   front.on('message', (message, from) => {
+    const arrived = performance.now();
     void backFor(from.address, from.port).then((back) => {
-      pass('forward', message, (m) => {
+      pass('forward', message, arrived, (m) => {
         if (!closed) back.send(m, options.target.port, options.target.host, () => {});
       });
     });
@@ -224,6 +258,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     host: address,
     port,
     counters,
+    appliedDelays,
     setFaults(direction, next) {
       faults[direction] = checkFaults(next, direction);
     },

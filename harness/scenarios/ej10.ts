@@ -2,7 +2,7 @@
  * Exercise 10: Cristian's algorithm. Roles: server (with `--skew MS`),
  * client (with `--json` figures: offsetMs, boundMs, rttMs).
  *
- * The path is shaped by a harness UDP relay (harness/udp-relay.ts) that
+ * The path is shaped by the harness UDP relay (harness/relay.ts) that
  * adds a known delay to each direction or loses chosen replies, so the
  * client's estimate can be compared with the skew the server was given.
  *
@@ -10,7 +10,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { startUdpRelay, type UdpRelay } from '../udp-relay.ts';
+import { type Faults, type Relay, startRelay } from '../relay.ts';
 import { type ClientRun, type Context, cliRequirement, defineScenario, type Server, TRACEBACK } from '../scenario.ts';
 import { closeUdp, udpSocket } from '../wire.ts';
 
@@ -40,8 +40,9 @@ async function measure(ctx: Context, where: { host: string; port: number }, extr
   return { run, figures: figures(ctx, run, `client ${extra.join(' ')}`.trim()) };
 }
 
-async function throughRelay<T>(server: Server, options: Omit<Parameters<typeof startUdpRelay>[0], 'target'>, fn: (relay: UdpRelay) => Promise<T>): Promise<T> {
-  const relay = await startUdpRelay({ target: { host: server.host, port: server.port }, ...options });
+/** Runs `fn` with a relay in front of `server`: `forward` faults towards it, `backward` on the replies. */
+async function throughRelay<T>(server: Server, forward: Faults, backward: Faults, fn: (relay: Relay) => Promise<T>): Promise<T> {
+  const relay = await startRelay({ target: { host: server.host, port: server.port }, forward, backward, recordDelays: true });
   try {
     return await fn(relay);
   } finally {
@@ -54,8 +55,8 @@ const SKEW = 2500;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 /** The delays the relay really applied (timers fire late), for the report. */
-function applied(relay: UdpRelay): string {
-  return `relay applied ${median(relay.appliedToServerMs).toFixed(3)} ms out and ${median(relay.appliedToClientMs).toFixed(3)} ms back (medians)`;
+function applied(relay: Relay): string {
+  return `relay applied ${median(relay.appliedDelays.forward).toFixed(3)} ms out and ${median(relay.appliedDelays.backward).toFixed(3)} ms back (medians)`;
 }
 
 export default defineScenario('ej10', "Cristian's algorithm: a UTC time server and a client that corrects for its offset", [
@@ -72,7 +73,7 @@ export default defineScenario('ej10', "Cristian's algorithm: a UTC time server a
           if (!f) continue;
           const error = f.offsetMs - skew;
           ctx.t.ok(Math.abs(error) <= f.boundMs, `skew ${skew}: offset ${f.offsetMs.toFixed(3)} ms, error ${error.toFixed(3)} ms within ±${f.boundMs.toFixed(3)} ms`);
-          ctx.t.ok(f.boundMs > 0 && f.boundMs < 50, `the bound (${f.boundMs.toFixed(3)} ms) is half a loopback round trip, not a blanket`);
+          ctx.t.ok(f.boundMs > 0 && f.boundMs < 500, `the bound (${f.boundMs.toFixed(3)} ms) is half a loopback round trip (under 500 ms even on a busy machine), not a blanket`);
         }
         await server.proc.stop();
       }
@@ -87,7 +88,7 @@ export default defineScenario('ej10', "Cristian's algorithm: a UTC time server a
     roles: ['server', 'client'],
     async run(ctx) {
       const server = await ctx.server('server', 'udp', [`--skew=${SKEW}`]);
-      await throughRelay(server, { toServerMs: 20, toClientMs: 20 }, async (relay) => {
+      await throughRelay(server, { delayMs: 20 }, { delayMs: 20 }, async (relay) => {
         const { figures: f } = await measure(ctx, relay, ['--probes', '5', '--timeout', '1']);
         if (!f) return;
         const error = f.offsetMs - SKEW;
@@ -105,7 +106,7 @@ export default defineScenario('ej10', "Cristian's algorithm: a UTC time server a
     roles: ['server', 'client'],
     async run(ctx) {
       const server = await ctx.server('server', 'udp', [`--skew=${SKEW}`]);
-      await throughRelay(server, { toServerMs: 40, toClientMs: 5 }, async (relay) => {
+      await throughRelay(server, { delayMs: 40 }, { delayMs: 5 }, async (relay) => {
         const { figures: f } = await measure(ctx, relay, ['--probes', '5', '--timeout', '1']);
         if (!f) return;
         const error = f.offsetMs - SKEW;
@@ -121,10 +122,11 @@ export default defineScenario('ej10', "Cristian's algorithm: a UTC time server a
     roles: ['server', 'client'],
     async run(ctx) {
       const server = await ctx.server('server', 'udp', [`--skew=${SKEW}`]);
-      await throughRelay(server, { dropReply: (n) => n === 1 || n === 4 }, async (relay) => {
+      await throughRelay(server, {}, { drop: (n) => n === 1 || n === 4 }, async (relay) => {
         const { figures: f } = await measure(ctx, relay, ['--probes', '4', '--timeout', '0.3']);
-        ctx.t.equal(relay.droppedReplies, 2, 'the relay lost two replies');
-        ctx.t.ok(relay.requests >= 6, `the client sent ${relay.requests} requests for 4 probes: it retried`);
+        const { forward, backward } = relay.counters;
+        ctx.t.equal(backward.dropped, 2, 'the relay lost two replies');
+        ctx.t.ok(forward.received >= 6, `the client sent ${forward.received} requests for 4 probes: it retried`);
         if (!f) return;
         ctx.t.ok(Math.abs(f.offsetMs - SKEW) <= f.boundMs, `offset ${f.offsetMs.toFixed(3)} ms is ${SKEW} within ±${f.boundMs.toFixed(3)} ms`);
         if (f.lost !== undefined) ctx.t.equal(f.lost, 2, 'it reports 2 lost tries');
