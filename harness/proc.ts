@@ -235,7 +235,8 @@ export class Supervisor {
   }
 }
 
-async function findByEnvironment(entry: string): Promise<number[]> {
+/** The PIDs of the processes whose environment holds `entry` (`NAME=value`), this one excepted. */
+export async function findByEnvironment(entry: string): Promise<number[]> {
   const found: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;

@@ -4,15 +4,21 @@
  * ones it does not), and a correct Python submission with the assignment's
  * file names passes everything it can be asked.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { $ } from 'zx';
+import { findByEnvironment } from './proc.ts';
 import { ROOT } from './target.ts';
 import type { Verdict } from './run.ts';
 
 const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+// Every process these gradings start inherits this, so the leftover check
+// below finds this test's processes and no one else's on a shared machine.
+const MARKER_NAME = 'SOCKETS_RUN_TEST';
+const MARKER_VALUE = randomUUID();
 
 // Nine gradings of up to a minute each: far beyond tap's per-file default.
 t.setTimeout(600_000);
@@ -21,7 +27,7 @@ async function grade(args: string[]): Promise<{ code: number | null; verdicts: V
   const dir = await mkdtemp(path.join(tmpdir(), 'harness-test-'));
   try {
     const json = path.join(dir, 'verdicts.json');
-    const out = await $({ cwd: ROOT, nothrow: true, quiet: true, timeout: '240s' })`${tsx} harness/run.ts ej01 --json ${json} ${args}`;
+    const out = await $({ cwd: ROOT, nothrow: true, quiet: true, timeout: '240s', env: { ...process.env, [MARKER_NAME]: MARKER_VALUE } })`${tsx} harness/run.ts ej01 --json ${json} ${args}`;
     const verdicts = (JSON.parse(await readFile(json, 'utf8').catch(() => '{"verdicts":[]}')) as { verdicts: Verdict[] }).verdicts;
     return { code: out.exitCode, verdicts, stdout: out.stdout };
   } finally {
@@ -66,7 +72,8 @@ t.test('a correct Python submission with the assignment file names passes (--tar
   t.match(stdout, /^harness: \d+ passed, 0 failed, 1 skipped$/m, 'the closing line counts the verdicts');
 });
 
-t.test('no process of any fixture is left running', async (t) => {
-  const left = await $({ nothrow: true, quiet: true })`pgrep -f ${'harness/fixtures/(python|broken)/|sleep 300'}`;
-  t.equal(left.stdout.trim(), '', 'pgrep finds none');
+t.test('no process any of these gradings started is left running', async (t) => {
+  const left = await findByEnvironment(`${MARKER_NAME}=${MARKER_VALUE}`);
+  const described = await Promise.all(left.map(async (pid) => `${pid} ${(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ')}`));
+  t.same(described, [], 'no process carries their marker');
 });
