@@ -1,0 +1,395 @@
+/**
+ * The synchronised directory on disk (ej12): paths confined to a root, the
+ * tree's manifest (every directory and every file's SHA-256), the diff that
+ * brings a replica to the master's tree, applying a replicated change, and
+ * the client's commands as the master runs them.
+ *
+ * Confinement has two layers. A wire path is checked by
+ * {@link checkWirePath} (no `..`, no absolute path), and {@link resolveIn}
+ * then refuses a path that goes through a symbolic link, so that a link
+ * planted in a root cannot lead outside it. Symbolic links are neither
+ * followed, listed nor replicated.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  AGREGAR_ARCHIVO,
+  checkWirePath,
+  displayPath,
+  ELIMINAR_ARCHIVO,
+  MAX_DATA,
+  MODIFICAR_ARCHIVO,
+  PathError,
+} from './protocol.ts';
+
+/** A file or directory of the tree, by wire path; `sha256` for files. */
+export interface Entry {
+  path: string;
+  type: 'dir' | 'file';
+  sha256?: string;
+}
+
+/** A change to replicate: the action, its wire path (`dir/` for a directory) and, for a file, its contents. */
+export interface Change {
+  action: number;
+  path: string;
+  data?: Uint8Array;
+}
+
+/** A user's mistake in a command (no such file, not a directory…), reported as it stands. */
+export class CommandError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+async function lstatOrUndefined(p: string) {
+  try {
+    return await lstat(p);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The absolute path of wire path `wire` under `root`, after checking it with
+ * {@link checkWirePath} and that none of its existing components is a
+ * symbolic link (a {@link PathError} otherwise). `root` must be a real path.
+ */
+export async function resolveIn(root: string, wire: string): Promise<string> {
+  const { path: bare } = checkWirePath(wire);
+  let at = root;
+  for (const segment of bare === '' ? [] : bare.split('/')) {
+    at = path.join(at, segment);
+    const st = await lstatOrUndefined(at);
+    if (st === undefined) break;
+    if (st.isSymbolicLink()) throw new PathError(`${displayPath(bare)}: goes through a symbolic link, which is refused (it could lead outside the shared directory)`);
+  }
+  // Belt and braces: whatever the checks above, the result is under root.
+  const relative = path.relative(root, at);
+  if (relative.startsWith('..') || path.isAbsolute(relative)) throw new PathError(`${displayPath(bare)}: path leaves the shared directory`);
+  return at;
+}
+
+/** SHA-256 of bytes, hex. */
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Every directory and regular file under `root`, sorted by wire path, files
+ * with their SHA-256. Symbolic links and special files are left out: they are
+ * not part of the synchronised tree.
+ */
+export async function manifest(root: string): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  const walk = async (dir: string, prefix: string) => {
+    const names = (await readdir(dir, { withFileTypes: true })).map((d) => d.name).sort();
+    for (const name of names) {
+      const wire = prefix === '' ? name : `${prefix}/${name}`;
+      const full = path.join(dir, name);
+      const st = await lstatOrUndefined(full);
+      if (st?.isDirectory()) {
+        entries.push({ path: wire, type: 'dir' });
+        await walk(full, wire);
+      } else if (st?.isFile()) {
+        entries.push({ path: wire, type: 'file', sha256: sha256(await readFile(full)) });
+      }
+    }
+  };
+  await walk(root, '');
+  return entries.sort((a, b) => compare(a.path, b.path));
+}
+
+/** Orders paths so that a directory comes right before its contents. */
+function compare(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return (x[i] as string) < (y[i] as string) ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
+/** Checks a manifest received from a replica: a JSON array of entries with valid wire paths. */
+export function parseManifest(text: string): Entry[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new SyntaxError('Cannot read manifest: not JSON');
+  }
+  if (!Array.isArray(value)) throw new SyntaxError('Cannot read manifest: expected an array');
+  return value.map((e: unknown) => {
+    const { path: p, type, sha256: hash } = (e ?? {}) as Record<string, unknown>;
+    if (typeof p !== 'string' || (type !== 'dir' && type !== 'file') || (type === 'file' && (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)))) {
+      throw new SyntaxError(`Cannot read manifest: bad entry ${JSON.stringify(e).slice(0, 100)}`);
+    }
+    const { path: bare, dir } = checkWirePath(p);
+    if (dir || bare === '') throw new SyntaxError(`Cannot read manifest: bad path ${JSON.stringify(p)}`);
+    return type === 'file' ? { path: bare, type, sha256: hash as string } : { path: bare, type };
+  });
+}
+
+/**
+ * The changes that turn a replica whose tree is `replica` into `master`
+ * (contents left out: the caller reads them when sending). Deletions first,
+ * only the topmost of a deleted subtree, then directories parents first, then
+ * files: added when missing (or of the other type), modified when the hash
+ * differs. An empty list means the two trees are identical.
+ */
+export function diff(master: readonly Entry[], replica: readonly Entry[]): Change[] {
+  const want = new Map(master.map((e) => [e.path, e]));
+  const have = new Map(replica.map((e) => [e.path, e]));
+  const deletions: Change[] = [];
+  const deleted: string[] = [];
+  for (const e of [...replica].sort((a, b) => compare(a.path, b.path))) {
+    if (deleted.some((d) => e.path.startsWith(`${d}/`))) continue;
+    const w = want.get(e.path);
+    if (w === undefined || w.type !== e.type) {
+      deletions.push({ action: ELIMINAR_ARCHIVO, path: e.type === 'dir' ? `${e.path}/` : e.path });
+      deleted.push(e.path);
+    }
+  }
+  const gone = (p: string) => deleted.some((d) => p === d || p.startsWith(`${d}/`));
+  const dirs: Change[] = [];
+  const files: Change[] = [];
+  for (const e of [...master].sort((a, b) => compare(a.path, b.path))) {
+    const h = gone(e.path) ? undefined : have.get(e.path);
+    if (e.type === 'dir') {
+      if (h === undefined) dirs.push({ action: AGREGAR_ARCHIVO, path: `${e.path}/` });
+    } else if (h === undefined) files.push({ action: AGREGAR_ARCHIVO, path: e.path });
+    else if (h.sha256 !== e.sha256) files.push({ action: MODIFICAR_ARCHIVO, path: e.path });
+  }
+  return [...deletions, ...dirs, ...files];
+}
+
+/**
+ * Applies one replicated change under `root`: AGREGAR_ARCHIVO/MODIFICAR_ARCHIVO
+ * write a file (making its parents; replacing a directory in the way) or make a
+ * directory (`dir/`), ELIMINAR_ARCHIVO removes a file or a whole directory.
+ * Idempotent, so a change received twice does no harm.
+ */
+export async function applyChange(root: string, change: Change): Promise<void> {
+  const target = await resolveIn(root, change.path);
+  const { path: bare, dir } = checkWirePath(change.path);
+  if (bare === '') throw new PathError('the shared directory itself cannot be added or removed');
+  if (change.action === ELIMINAR_ARCHIVO) {
+    await rm(target, { recursive: true, force: true });
+    return;
+  }
+  if (change.action !== AGREGAR_ARCHIVO && change.action !== MODIFICAR_ARCHIVO) throw new TypeError(`Cannot apply action ${change.action}: not a file action`);
+  if (dir) {
+    const st = await lstatOrUndefined(target);
+    if (st && !st.isDirectory()) await rm(target, { force: true });
+    await mkdir(target, { recursive: true });
+    return;
+  }
+  await ensureParents(root, bare);
+  const st = await lstatOrUndefined(target);
+  if (st && !st.isFile()) await rm(target, { recursive: true, force: true });
+  await writeFile(target, change.data ?? new Uint8Array(0));
+}
+
+/** Makes the parent directories of `bare`, replacing files in the way, never going through a link. */
+async function ensureParents(root: string, bare: string): Promise<void> {
+  const parts = bare.split('/').slice(0, -1);
+  let at = root;
+  for (const part of parts) {
+    at = path.join(at, part);
+    const st = await lstatOrUndefined(at);
+    if (st?.isDirectory()) continue;
+    if (st) await rm(at, { recursive: true, force: true });
+    await mkdir(at);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The client's commands, as the master runs them.
+
+/** Commands that change the tree (a replica refuses them). */
+export const MUTATING = new Set(['mkdir', 'rm', 'cp', 'mv']);
+
+/** What a command printed and what it changed. */
+export interface Outcome {
+  output: Uint8Array;
+  changes: Change[];
+}
+
+const NOTHING = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+async function kind(root: string, wire: string): Promise<{ full: string; type: 'dir' | 'file' | 'other' | undefined }> {
+  const full = await resolveIn(root, wire);
+  const st = await lstatOrUndefined(full);
+  return { full, type: st === undefined ? undefined : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
+}
+
+async function need(root: string, wire: string, type?: 'dir' | 'file'): Promise<string> {
+  const k = await kind(root, wire);
+  if (k.type === undefined) throw new CommandError(`${displayPath(wire)}: No such file or directory`);
+  if (type === 'dir' && k.type !== 'dir') throw new CommandError(`${displayPath(wire)}: Not a directory`);
+  if (type === 'file' && k.type === 'dir') throw new CommandError(`${displayPath(wire)}: Is a directory`);
+  if (type === 'file' && k.type !== 'file') throw new CommandError(`${displayPath(wire)}: not a regular file`);
+  return k.full;
+}
+
+const parentOf = (wire: string) => wire.split('/').slice(0, -1).join('/');
+const baseName = (wire: string) => wire.split('/').pop() ?? '';
+const join = (dir: string, name: string) => (dir === '' ? name : `${dir}/${name}`);
+
+/** Where a cp/mv to `dst` lands: inside `dst` when it is a directory, as `dst` otherwise (its parent must be a directory). */
+async function destination(root: string, src: string, dst: string): Promise<string> {
+  if ((await kind(root, dst)).type === 'dir') return join(dst, baseName(src));
+  await need(root, parentOf(dst), 'dir');
+  return dst;
+}
+
+/** The changes that create the whole subtree at `wire` on a replica (a directory and everything in it). */
+async function creationOf(root: string, wire: string): Promise<Change[]> {
+  const full = await resolveIn(root, wire);
+  const st = await lstat(full);
+  if (st.isFile()) return [{ action: AGREGAR_ARCHIVO, path: wire, data: await readFile(full) }];
+  const changes: Change[] = [{ action: AGREGAR_ARCHIVO, path: `${wire}/` }];
+  for (const e of await manifest(full)) {
+    const p = `${wire}/${e.path}`;
+    changes.push(e.type === 'dir' ? { action: AGREGAR_ARCHIVO, path: `${p}/` } : { action: AGREGAR_ARCHIVO, path: p, data: await readFile(path.join(full, e.path)) });
+  }
+  return changes;
+}
+
+/** Writes a file uploaded by `put` at `wire`, returning the change to replicate. */
+export async function putFile(root: string, wire: string, data: Uint8Array): Promise<Outcome> {
+  const { path: bare, dir } = checkWirePath(wire);
+  if (bare === '' || dir) throw new CommandError(`${displayPath(bare)}: Is a directory`);
+  if (data.length > MAX_DATA) throw new CommandError(`${displayPath(bare)}: file too large (${data.length} bytes, the limit is ${MAX_DATA})`);
+  await need(root, parentOf(bare), 'dir');
+  const k = await kind(root, bare);
+  if (k.type === 'dir') throw new CommandError(`${displayPath(bare)}: Is a directory`);
+  if (k.type === 'other') throw new CommandError(`${displayPath(bare)}: not a regular file`);
+  await writeFile(k.full, data);
+  return { output: NOTHING, changes: [{ action: k.type === 'file' ? MODIFICAR_ARCHIVO : AGREGAR_ARCHIVO, path: bare, data }] };
+}
+
+/**
+ * Runs one client command (`argv[0]` the command, then flags and wire paths)
+ * on the tree under `root`: ls, cd (checks a directory), cat and get (a
+ * file's bytes), mkdir, rm [-r], cp, mv. Throws {@link CommandError} or
+ * {@link PathError} with a message for the user.
+ */
+export async function runCommand(root: string, argv: readonly string[]): Promise<Outcome> {
+  const [cmd, ...rest] = argv;
+  const flags = new Set(rest.filter((a) => a.startsWith('-') && a.length > 1));
+  const args = rest.filter((a) => !(a.startsWith('-') && a.length > 1));
+  const arity = (n: number) => {
+    if (args.length !== n) throw new CommandError(`expected ${n} path${n === 1 ? '' : 's'}, received ${args.length}`);
+  };
+  for (const f of flags) if (!(cmd === 'rm' && f === '-r') && !(cmd === 'mkdir' && f === '-p')) throw new CommandError(`unknown option ${f}`);
+  for (const a of args) checkWirePath(a);
+  switch (cmd) {
+    case 'ls': {
+      if (args.length > 1) throw new CommandError(`expected at most 1 path, received ${args.length}`);
+      const target = args[0] ?? '';
+      const k = await kind(root, target);
+      if (k.type === undefined) throw new CommandError(`${displayPath(target)}: No such file or directory`);
+      if (k.type !== 'dir') return { output: encoder.encode(`${baseName(target)}\n`), changes: [] };
+      const lines: string[] = [];
+      for (const d of (await readdir(k.full, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        if (d.isDirectory()) lines.push(`${d.name}/`);
+        else if (d.isFile()) lines.push(d.name);
+      }
+      return { output: encoder.encode(lines.map((l) => `${l}\n`).join('')), changes: [] };
+    }
+    case 'cd':
+      arity(1);
+      await need(root, args[0] as string, 'dir');
+      return { output: NOTHING, changes: [] };
+    case 'cat':
+    case 'get': {
+      arity(1);
+      const full = await need(root, args[0] as string, 'file');
+      return { output: await readFile(full), changes: [] };
+    }
+    case 'mkdir': {
+      arity(1);
+      const wire = args[0] as string;
+      if (wire === '') throw new CommandError('/: File exists');
+      const k = await kind(root, wire);
+      if (k.type !== undefined) {
+        if (flags.has('-p') && k.type === 'dir') return { output: NOTHING, changes: [] };
+        throw new CommandError(`${displayPath(wire)}: File exists`);
+      }
+      if (flags.has('-p')) {
+        const changes: Change[] = [];
+        const parts = wire.split('/');
+        for (let i = 1; i <= parts.length; i++) {
+          const p = parts.slice(0, i).join('/');
+          const pk = await kind(root, p);
+          if (pk.type === 'dir') continue;
+          if (pk.type !== undefined) throw new CommandError(`${displayPath(p)}: Not a directory`);
+          await mkdir(pk.full);
+          changes.push({ action: AGREGAR_ARCHIVO, path: `${p}/` });
+        }
+        return { output: NOTHING, changes };
+      }
+      await need(root, parentOf(wire), 'dir');
+      await mkdir(k.full);
+      return { output: NOTHING, changes: [{ action: AGREGAR_ARCHIVO, path: `${wire}/` }] };
+    }
+    case 'rm': {
+      arity(1);
+      const wire = args[0] as string;
+      if (wire === '') throw new CommandError('refusing to remove the shared directory itself');
+      const k = await kind(root, wire);
+      if (k.type === undefined) throw new CommandError(`${displayPath(wire)}: No such file or directory`);
+      if (k.type === 'dir' && !flags.has('-r')) throw new CommandError(`${displayPath(wire)}: Is a directory (use rm -r)`);
+      await rm(k.full, { recursive: true, force: true });
+      return { output: NOTHING, changes: [{ action: ELIMINAR_ARCHIVO, path: k.type === 'dir' ? `${wire}/` : wire }] };
+    }
+    case 'cp': {
+      arity(2);
+      const [src, dst] = args as [string, string];
+      const data = await readFile(await need(root, src, 'file'));
+      const to = await destination(root, src, dst);
+      if (to === src) throw new CommandError(`${displayPath(src)} and ${displayPath(to)} are the same file`);
+      return putFile(root, to, data);
+    }
+    case 'mv': {
+      arity(2);
+      const [src, dst] = args as [string, string];
+      if (src === '') throw new CommandError('refusing to move the shared directory itself');
+      const from = await need(root, src);
+      const to = await destination(root, src, dst);
+      if (to === src) throw new CommandError(`${displayPath(src)} and ${displayPath(to)} are the same file`);
+      if (to.startsWith(`${src}/`)) throw new CommandError(`cannot move ${displayPath(src)} into itself`);
+      const toKind = await kind(root, to);
+      const srcIsDir = (await lstat(from)).isDirectory();
+      if (toKind.type === 'dir') throw new CommandError(`${displayPath(to)}: Is a directory`);
+      if (srcIsDir && toKind.type !== undefined) throw new CommandError(`${displayPath(to)}: File exists`);
+      await rename(from, toKind.full);
+      const created = await creationOf(root, to);
+      if (!srcIsDir && toKind.type === 'file') for (const c of created) c.action = MODIFICAR_ARCHIVO;
+      return { output: NOTHING, changes: [...created, { action: ELIMINAR_ARCHIVO, path: srcIsDir ? `${src}/` : src }] };
+    }
+    default:
+      throw new CommandError(`unknown command ${JSON.stringify(cmd ?? '')}`);
+  }
+}
+
+/**
+ * The contents a change from {@link diff} must carry, read now: undefined for
+ * a directory or a deletion, null when the file is no longer there (a later
+ * change has removed it, and will be replicated in its turn).
+ */
+export async function readChangeData(root: string, change: Change): Promise<Uint8Array | undefined | null> {
+  if (change.action === ELIMINAR_ARCHIVO || change.path.endsWith('/')) return undefined;
+  const full = await resolveIn(root, change.path);
+  const st = await lstatOrUndefined(full);
+  if (!st?.isFile()) return null;
+  return readFile(full);
+}
