@@ -1,0 +1,123 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { broadcastFor, buildIndex, formatIndexBody, formatIndexHeader, nodeLabel, onSegment, parsePortList, PeerTable, scanFolder } from './index.ts';
+import type { Hello } from './protocol.ts';
+
+const A = 'aaaaaaaaaaaaaaaa';
+const B = 'bbbbbbbbbbbbbbbb';
+const hello = (id: string, gen: number, port = 8000): Hello => ({ v: 1, type: 'hello', id, port, gen, count: 0 });
+
+t.test('buildIndex() merges lists into document → nodes, everything sorted, empty nodes kept', async (t) => {
+  const index = buildIndex([
+    { label: '10.78.0.2:8000', docs: ['shared.txt', 'b.txt'] },
+    { label: '10.78.0.1:8000', docs: ['shared.txt', 'a.txt', 'a.txt'] },
+    { label: '10.78.0.3:8000', docs: [] },
+  ]);
+  t.same(index.nodes, [
+    { label: '10.78.0.1:8000', count: 2 },
+    { label: '10.78.0.2:8000', count: 2 },
+    { label: '10.78.0.3:8000', count: 0 },
+  ]);
+  t.same([...index.docs], [
+    ['a.txt', ['10.78.0.1:8000']],
+    ['b.txt', ['10.78.0.2:8000']],
+    ['shared.txt', ['10.78.0.1:8000', '10.78.0.2:8000']],
+  ]);
+  t.equal(
+    formatIndexBody(index),
+    [
+      '  node 10.78.0.1:8000 (2 documents)',
+      '  node 10.78.0.2:8000 (2 documents)',
+      '  node 10.78.0.3:8000 (0 documents)',
+      '  doc a.txt: 10.78.0.1:8000',
+      '  doc b.txt: 10.78.0.2:8000',
+      '  doc shared.txt: 10.78.0.1:8000, 10.78.0.2:8000',
+      'end of index',
+      '',
+    ].join('\n'),
+  );
+  t.equal(formatIndexHeader(index, new Date(0)), 'index at 1970-01-01T00:00:00.000Z: 3 nodes, 3 documents\n');
+  t.equal(formatIndexHeader(buildIndex([{ label: 'x:1', docs: ['d'] }]), new Date(0)), 'index at 1970-01-01T00:00:00.000Z: 1 node, 1 document\n');
+});
+
+t.test('PeerTable: a hello joins a peer, whose list is fetched once and again only for a newer generation', async (t) => {
+  const table = new PeerTable();
+  const first = table.hello(hello(A, 0), '10.78.0.2', 1000);
+  t.ok(first.joined, 'first hello: joined');
+  t.ok(first.stale, 'no list yet: fetch it');
+  t.same(table.known(), [], 'not in the index before its list arrives');
+  t.ok(table.applyList('10.78.0.2:8000', A, 0, ['x.txt']), 'the first list is a change, even if empty');
+  t.same(table.known().map((n) => [n.label, [...n.docs]]), [['10.78.0.2:8000', ['x.txt']]]);
+  const again = table.hello(hello(A, 0), '10.78.0.2', 2000);
+  t.notOk(again.joined);
+  t.notOk(again.stale, 'same generation: nothing to fetch');
+  t.ok(table.hello(hello(A, 1), '10.78.0.2', 3000).stale, 'a newer generation: fetch');
+  t.notOk(table.applyList('10.78.0.2:8000', A, 1, ['x.txt']), 'the same documents again: no change');
+  t.ok(table.applyList('10.78.0.2:8000', A, 2, ['x.txt', 'y.txt']), 'a document more: a change');
+  t.notOk(table.applyList('10.78.0.2:8000', A, 1, []), 'an older list arriving late is ignored');
+  t.same([...(table.peers.get('10.78.0.2:8000')?.docs ?? [])], ['x.txt', 'y.txt']);
+  t.notOk(table.applyList('10.78.0.2:8000', B, 9, []), 'a list from another process at that label is ignored');
+  t.notOk(table.applyList('10.78.0.9:8000', A, 0, []), 'a list for an unknown peer is ignored');
+});
+
+t.test('PeerTable: a restarted node (new id, same address) starts over', async (t) => {
+  const table = new PeerTable();
+  table.hello(hello(A, 5), '10.78.0.2', 0);
+  table.applyList('10.78.0.2:8000', A, 5, ['old.txt']);
+  const restarted = table.hello(hello(B, 0), '10.78.0.2', 10);
+  t.ok(restarted.joined, 'joined again');
+  t.ok(restarted.stale, 'its list must be fetched, though its generation is lower');
+  t.same(table.known(), [], 'the old list is gone');
+});
+
+t.test('PeerTable: bye removes at once, only with the right id; silence expires after the timeout', async (t) => {
+  const table = new PeerTable();
+  table.hello(hello(A, 0, 8000), '10.78.0.2', 0);
+  table.hello(hello(B, 0, 8001), '10.78.0.2', 0);
+  t.equal(table.bye('10.78.0.2:8000', B), undefined, 'a bye with another id removes nothing');
+  t.equal(table.bye('10.78.0.2:8000', A)?.label, '10.78.0.2:8000');
+  t.same([...table.peers.keys()], ['10.78.0.2:8001']);
+  table.hello(hello(B, 0, 8001), '10.78.0.2', 5000);
+  t.same(table.expire(13_000, 8000), [], 'heard 8 s ago: kept');
+  t.same(table.expire(13_001, 8000).map((p) => p.label), ['10.78.0.2:8001'], 'heard more than 8 s ago: expired');
+  t.equal(table.peers.size, 0);
+});
+
+t.test('scanFolder() lists regular files by relative path, sorted, skipping dot-files', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ej15-scan-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'sub', 'deep'), { recursive: true });
+  await mkdir(path.join(dir, '.git'));
+  for (const file of ['b.txt', 'a.txt', '.hidden', 'sub/c.md', 'sub/deep/d.pdf', '.git/config']) await writeFile(path.join(dir, file), 'x');
+  t.same(await scanFolder(dir), ['a.txt', 'b.txt', 'sub/c.md', 'sub/deep/d.pdf']);
+  t.same(await scanFolder(dir, { depth: 0 }), ['a.txt', 'b.txt']);
+  t.same(await scanFolder(dir, { max: 1 }), ['a.txt']);
+  await t.rejects(scanFolder(path.join(dir, 'missing')), { code: 'ENOENT' });
+});
+
+t.test('broadcastFor() and onSegment() follow the interface of --host', async (t) => {
+  const interfaces = [
+    { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4' },
+    { address: '10.78.0.1', netmask: '255.255.255.0', family: 'IPv4' },
+    { address: '192.0.2.7', netmask: '255.255.255.255', family: 'IPv4' },
+  ];
+  t.equal(broadcastFor('127.0.0.1', interfaces), '127.255.255.255');
+  t.equal(broadcastFor('10.78.0.1', interfaces), '10.78.0.255');
+  t.equal(broadcastFor('0.0.0.0', interfaces), '255.255.255.255');
+  t.equal(broadcastFor('192.0.2.7', interfaces), '255.255.255.255', 'a /32 has no directed broadcast');
+  t.equal(broadcastFor('10.9.9.9', interfaces), '255.255.255.255', 'not an address here');
+  t.ok(onSegment('10.78.0.3', '10.78.0.1', interfaces));
+  t.notOk(onSegment('10.78.1.3', '10.78.0.1', interfaces));
+  t.notOk(onSegment('192.0.2.1', '127.0.0.1', interfaces));
+  t.ok(onSegment('192.0.2.1', '0.0.0.0', interfaces), 'a wildcard host hears everyone');
+});
+
+t.test('nodeLabel() and parsePortList()', async (t) => {
+  t.equal(nodeLabel('10.78.0.1', 8000), '10.78.0.1:8000');
+  t.equal(nodeLabel('fe80::1', 8000), '[fe80::1]:8000');
+  t.same(parsePortList('8000-8005'), [8000, 8001, 8002, 8003, 8004, 8005]);
+  t.same(parsePortList('8003,8000-8001,8000'), [8000, 8001, 8003]);
+  for (const bad of ['', '8005-8000', '0', '70000', 'a', '1-100']) t.throws(() => parsePortList(bad), { name: 'RangeError' }, `'${bad}' refused`);
+});

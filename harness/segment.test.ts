@@ -1,0 +1,55 @@
+/**
+ * The segment helper: three hosts on one bridge, a broadcast from one reaches
+ * the two others (and not loopback alone), and destroy() leaves no namespace.
+ */
+import { execFile } from 'node:child_process';
+import t from 'tap';
+import { run } from './netns.ts';
+import { createSegment, segmentSupport } from './segment.ts';
+
+const reason = await segmentSupport();
+
+/** Runs a small Node program inside host `i`'s namespace. */
+function inHost(command: string[], timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command[0] as string, command.slice(1), { timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${stderr.trim() || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+const RECEIVE = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => { console.log(r.address + ' ' + m); s.close(); });
+s.bind(47815, '0.0.0.0', () => console.error('bound'));
+setTimeout(() => { console.log('nothing'); process.exit(0); }, 8000).unref();
+`;
+const SEND = `
+const s = require('node:dgram').createSocket('udp4');
+s.bind(0, () => { s.setBroadcast(true); let n = 0;
+  const tick = () => s.send('hola', 47815, '10.78.0.255', () => { if (++n < 20) setTimeout(tick, 200); else s.close(); });
+  tick(); });
+`;
+
+t.test('createSegment(3): a broadcast from host 0 reaches hosts 1 and 2; destroy() removes every namespace', { skip: reason ?? false }, async (t) => {
+  const segment = await createSegment(3);
+  try {
+    t.same(segment.hosts.map((h) => h.address), ['10.78.0.1', '10.78.0.2', '10.78.0.3']);
+    const listing = await run('ip', ['netns', 'list']);
+    for (const host of segment.hosts) t.match(listing, host.ns, `namespace ${host.ns} exists`);
+    const receivers = [1, 2].map((i) => inHost(segment.exec(i, [process.execPath, '-e', RECEIVE])));
+    await inHost(segment.exec(0, [process.execPath, '-e', SEND]));
+    const got = await Promise.all(receivers);
+    for (const line of got) t.equal(line.trim(), '10.78.0.1 hola', 'the broadcast arrived, from 10.78.0.1');
+  } finally {
+    await segment.destroy();
+    await segment.destroy();
+  }
+  const after = await run('ip', ['netns', 'list']);
+  for (const host of [...segment.hosts.map((h) => h.ns), segment.switchNs]) t.notMatch(after, host, `namespace ${host} is gone`);
+});
+
+t.test('createSegment() refuses a count out of range', async (t) => {
+  await t.rejects(createSegment(0), { name: 'RangeError', message: /expected 1-200 hosts, got 0/ });
+});
