@@ -35,7 +35,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive } from '../lib/cli.ts';
-import { HeaderList, type RequestHead, RequestParser, STATUS_TEXT, keepAlive, serializeResponseHead } from '../lib/http.ts';
+import { drained, errorPage as httpErrorPage, escapeHtml, HeaderList, type RequestHead, RequestParser, STATUS_TEXT, keepAlive, serializeResponseHead } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
@@ -352,7 +352,7 @@ export async function createStaticServer({
       const found = await resolve(head);
       if (found.status === 404) return this.sendPage(head, 404, notFound, {}, keep);
       if (found.status === 301 && found.location) {
-        const body = errorPage(301, `The folder is at <a href="${escapeHtml(found.location)}">${escapeHtml(found.location)}</a>.`);
+        const body = errorPage(301, 'The folder is at', `<p><a href="${escapeHtml(found.location)}">${escapeHtml(found.location)}</a></p>\n`);
         return this.sendPage(head, 301, body, { Location: found.location }, keep);
       }
       if (found.status !== 200 || !found.file || !found.stats) {
@@ -486,27 +486,9 @@ function currentDate(): string {
   return dateCache.text;
 }
 
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** A small HTML page for an error status, the detail escaped. */
-export function errorPage(status: number, detail: string): Uint8Array {
-  const title = `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
-  const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>\n<body><h1>${title}</h1>\n<p>${detail.startsWith('The folder') ? detail : escapeHtml(detail)}</p>\n<hr><address>ej06</address></body></html>\n`;
-  return Buffer.from(html);
+/** ej06's page for an error or redirect status (lib/http's, signed ej06). */
+export function errorPage(status: number, detail: string, extraHtml = ''): Buffer {
+  return httpErrorPage(status, detail, { signature: 'ej06', extraHtml });
 }
 
 const command = defineCommand({

@@ -44,6 +44,9 @@ import {
   serializeRequestHead,
   serializeResponseHead,
   withoutHopByHop,
+  drained,
+  errorPage as httpErrorPage,
+  escapeHtml,
 } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
@@ -574,26 +577,9 @@ export function clientHasIt(request: HeaderList, stored: HeaderList): boolean {
   return since !== undefined && modified !== undefined && modified <= since;
 }
 
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** A small HTML page that says what went wrong, the detail escaped. */
+/** ej07's page for an error status (lib/http's, signed by the proxy). */
 export function errorPage(status: number, detail: string): Buffer {
-  const title = `${status} ${STATUS_TEXT[status] ?? (status === 508 ? 'Loop Detected' : '')}`.trim();
-  return Buffer.from(`<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>\n<body><h1>${title}</h1>\n<p>${escapeHtml(detail)}</p>\n<hr><address>ej07 caching proxy</address></body></html>\n`);
+  return httpErrorPage(status, detail, { signature: 'ej07 caching proxy' });
 }
 
 const command = defineCommand({

@@ -69,6 +69,9 @@ import {
   serializeRequestHead,
   serializeResponseHead,
   withoutHopByHop,
+  drained,
+  errorPage as httpErrorPage,
+  escapeHtml,
 } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
@@ -884,7 +887,7 @@ export function createBalancer({
     }
 
     async page(head: RequestHead | undefined, status: number, detail: string, keep: boolean, extra = ''): Promise<void> {
-      const body = Buffer.from(errorPage(status, detail, extra));
+      const body = errorPage(status, detail, extra);
       const headers = new HeaderList({ 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': body.length, Via: VIA, Connection: keep ? 'keep-alive' : 'close' });
       if (status === 503) headers.set('Retry-After', Math.max(1, Math.ceil(checkIntervalMs / 1000)));
       const bytes = serializeResponseHead({ status, headers });
@@ -931,26 +934,9 @@ function elapsed(started: number): string {
   return (performance.now() - started).toFixed(1);
 }
 
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** The balancer's own page for 4xx and 5xx answers, the detail escaped, `extraHtml` as given. */
-export function errorPage(status: number, detail: string, extraHtml = ''): string {
-  const title = `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
-  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>\n<body><h1>${title}</h1>\n<p>${escapeHtml(detail)}</p>\n${extraHtml}<hr><address>ej08 load balancer</address></body></html>\n`;
+/** The balancer's own page for 4xx and 5xx answers (lib/http's, signed by the balancer), `extraHtml` as given. */
+export function errorPage(status: number, detail: string, extraHtml = ''): Buffer {
+  return httpErrorPage(status, detail, { signature: 'ej08 load balancer', extraHtml });
 }
 
 // ---------------------------------------------------------------------------

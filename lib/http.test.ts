@@ -16,6 +16,8 @@ import {
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,
+  drained,
+  errorPage,
 } from './http.ts';
 
 /** What a parser made of a byte stream, in a form easy to compare. */
@@ -464,4 +466,24 @@ t.test('random messages round-trip through serializer and parser, fed in random 
     }
   }
   t.equal(failures, 0, '200 random messages (Content-Length and chunked, up to 3000 bytes, split in 1–900-byte pieces) parse back exactly');
+});
+
+t.test('errorPage() titles the status, escapes the detail and the signature, and keeps extraHtml as given', async (t) => {
+  const page = errorPage(502, 'Cannot reach <origin> & "co"', { signature: 'ej07 <proxy>', extraHtml: '<table><tr><td>x</td></tr></table>\n' }).toString();
+  t.match(page, /<title>502 Bad Gateway<\/title>/);
+  t.match(page, /<p>Cannot reach &#60;origin&#62; &#38; &#34;co&#34;<\/p>/);
+  t.match(page, /<table><tr><td>x<\/td><\/tr><\/table>/);
+  t.match(page, /<address>ej07 &#60;proxy&#62;<\/address>/);
+  t.match(errorPage(508, '', { signature: 's' }).toString(), /<title>508 Loop Detected<\/title>/);
+});
+
+t.test('drained() resolves on drain and on close, and leaves no listener behind', async (t) => {
+  const { EventEmitter } = await import('node:events');
+  for (const event of ['drain', 'close'] as const) {
+    const socket = new EventEmitter();
+    const waiting = drained(socket);
+    socket.emit(event);
+    await waiting;
+    t.equal(socket.listenerCount('drain') + socket.listenerCount('close'), 0, `after ${event}`);
+  }
 });

@@ -80,6 +80,7 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
   505: 'HTTP Version Not Supported',
+  508: 'Loop Detected',
 };
 
 /**
@@ -716,4 +717,39 @@ export function keepAlive(head: { version: string; headers: HeaderList }): boole
   if (head.headers.hasToken('connection', 'close')) return false;
   if (head.version === 'HTTP/1.0') return head.headers.hasToken('connection', 'keep-alive');
   return true;
+}
+
+/** Resolves when `socket` can take more writes (`drain`), or has closed and never will. */
+export function drained(socket: { on(event: 'drain' | 'close', listener: () => void): unknown; off(event: 'drain' | 'close', listener: () => void): unknown }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/** `text` made safe to put inside HTML (the five characters that matter, as numeric references). */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Options of {@link errorPage}. */
+export interface ErrorPageOptions {
+  /** Who answered, in the page's footer (`ej06`, `ej07 caching proxy`). */
+  signature: string;
+  /** HTML placed after the detail as given (a table, a link); the caller escapes what it puts there. */
+  extraHtml?: string;
+}
+
+/** The small HTML page a server sends with an error or redirect status: its title, the detail (escaped), and who answered. */
+export function errorPage(status: number, detail: string, { signature, extraHtml = '' }: ErrorPageOptions): Buffer {
+  const title = `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
+  return Buffer.from(
+    `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>\n` +
+      `<body><h1>${title}</h1>\n<p>${escapeHtml(detail)}</p>\n${extraHtml}<hr><address>${escapeHtml(signature)}</address></body></html>\n`,
+  );
 }
