@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { mkdir, realpath } from 'node:fs/promises';
 import net from 'node:net';
 import { defineCommand, formatAddress, parseHost, parsePort } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
@@ -44,7 +43,7 @@ import {
   REGISTRAR,
   REMOTO,
 } from './protocol.ts';
-import { type Change, diff, manifest, MUTATING, parseManifest, putFile, readChangeData, resolveIn, runCommand } from './tree.ts';
+import { type Change, diff, manifest, MUTATING, parseManifest, putFile, readChangeData, openRoot, runCommand } from './tree.ts';
 
 /** How long a slave has to acknowledge one change before it is dropped. */
 const REPLICA_TIMEOUT_MS = 15_000;
@@ -237,14 +236,9 @@ async function main(argv: string[]): Promise<void> {
   const opts = command.parseOrExit(argv);
   const host = parseHost(opts.host);
   const port = parsePort(opts.port);
-  let root: string;
-  try {
-    await mkdir(opts.root, { recursive: true });
-    root = await realpath(opts.root);
-    await resolveIn(root, '');
-  } catch (error) {
-    throw new CliError(`cannot use --root ${opts.root}: ${(error as Error).message}`);
-  }
+  const root = await openRoot(opts.root).catch((error: Error) => {
+    throw new CliError(error.message);
+  });
   const log = createLogger('ej12-master', { quiet: opts.quiet });
   const master = createMaster({ root, log });
   console.log(readyLine(await listenTcp(master.server, host, port), 'tcp'));

@@ -23,7 +23,6 @@
  *
  * @module
  */
-import { mkdir, realpath } from 'node:fs/promises';
 import net from 'node:net';
 import { defineCommand, formatAddress, parseHost, parsePort, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
@@ -42,7 +41,7 @@ import {
   REGISTRAR,
   REMOTO,
 } from './protocol.ts';
-import { applyChange, manifest, MUTATING, resolveIn, runCommand } from './tree.ts';
+import { applyChange, manifest, MUTATING, openRoot, runCommand } from './tree.ts';
 
 /** Parses `--master HOST:PORT`. */
 export function parseMasterAddress(text: string): { host: string; port: number } {
@@ -171,14 +170,9 @@ async function main(argv: string[]): Promise<void> {
   const host = parseHost(opts.host);
   const port = parsePort(opts.port);
   const master = parseMasterAddress(opts.master);
-  let root: string;
-  try {
-    await mkdir(opts.root, { recursive: true });
-    root = await realpath(opts.root);
-    await resolveIn(root, '');
-  } catch (error) {
-    throw new CliError(`cannot use --root ${opts.root}: ${(error as Error).message}`);
-  }
+  const root = await openRoot(opts.root).catch((error: Error) => {
+    throw new CliError(error.message);
+  });
   const log = createLogger('ej12-slave', { quiet: opts.quiet });
   const slave = createSlave({ root, master, log });
   const address = await listenTcp(slave.server, host, port);

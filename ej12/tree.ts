@@ -13,7 +13,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   AGREGAR_ARCHIVO,
@@ -392,4 +392,19 @@ export async function readChangeData(root: string, change: Change): Promise<Uint
   const st = await lstatOrUndefined(full);
   if (!st?.isFile()) return null;
   return readFile(full);
+}
+
+/**
+ * Makes the folder `dir` if missing and returns its real path, the root every
+ * path is then confined to; rejects with a RangeError saying why it cannot be one.
+ */
+export async function openRoot(dir: string): Promise<string> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const root = await realpath(dir);
+    await resolveIn(root, '');
+    return root;
+  } catch (error) {
+    throw new RangeError(`cannot use --root ${dir}: ${(error as Error).message}`);
+  }
 }
