@@ -143,6 +143,23 @@ t.test('CacheStore evicts the least recently used entry past its budget', async 
   t.equal(await store.put(meta('http://h/huge'), Buffer.alloc(5000)), false, 'an object larger than the budget is not stored');
 });
 
+t.test('CacheStore orders a store by when the response arrived, not by when its file was written', async (t) => {
+  // The proxy stores a response without waiting, and the client's next request
+  // can use another entry before the write ends (the order Deno showed).
+  const store = await CacheStore.open({ dir: await tempDir(t), maxBytes: 4000 });
+  const body = Buffer.alloc(1000, 1);
+  await store.put(meta('http://h/a'), body);
+  await store.put(meta('http://h/b'), body);
+  const writingC = store.put(meta('http://h/c'), body); // c arrives...
+  const a = store.lookup('http://h/a', new HeaderList());
+  t.ok(a && (await store.readBody(a)), '...then a is used, while c is still being written');
+  await writingC;
+  t.same(store.keys(), ['http://h/b', 'http://h/c', 'http://h/a'], 'a is the most recently used, c before it');
+  await store.put(meta('http://h/d'), body);
+  await store.put(meta('http://h/b'), body);
+  t.same(store.keys(), ['http://h/a', 'http://h/d', 'http://h/b'], 'b then c were evicted, and a, used after c arrived, stays');
+});
+
 t.test('CacheStore respects the per-object limit', async (t) => {
   const store = await CacheStore.open({ dir: await tempDir(t), maxBytes: 100_000, maxObjectBytes: 1000 });
   t.equal(await store.put(meta('http://h/small'), Buffer.alloc(1000)), true);

@@ -265,9 +265,12 @@ export function entryFileName(key: string): string {
 }
 
 /**
- * The cache on disk with its index in memory. The index is a Map in LRU
- * order (a use moves an entry to the end); storing past the budget evicts
- * from the front.
+ * The cache on disk with its index in memory. Each entry carries the tick of
+ * its last use — taken when a response is stored, or when a stored one is
+ * served — and storing past the budget evicts the entries with the oldest
+ * ticks. The tick of a store is taken when the response arrives, not when
+ * its file is written: writes end in any order, and an order by their end
+ * once evicted the object just used (seen under Deno).
  */
 export class CacheStore {
   readonly dir: string;
@@ -275,6 +278,9 @@ export class CacheStore {
   readonly maxObjectBytes: number;
   readonly #log: (message: string) => void;
   readonly #entries = new Map<string, Entry>();
+  /** Tick of each entry's last use; a higher tick is a more recent use. */
+  readonly #used = new Map<string, number>();
+  #clock = 0;
   /** Writes under way, by key: a lookup waits for them (a response is stored before its client can ask again). */
   readonly #writing = new Map<string, Promise<unknown>>();
   #bytes = 0;
@@ -314,6 +320,7 @@ export class CacheStore {
     found.sort((a, b) => a.used - b.used);
     for (const { entry } of found) {
       store.#entries.set(entry.key, entry);
+      store.#used.set(entry.key, ++store.#clock);
       store.#bytes += entry.size;
     }
     await store.#evict();
@@ -331,7 +338,7 @@ export class CacheStore {
 
   /** Keys from least to most recently used. */
   keys(): string[] {
-    return [...this.#entries.keys()];
+    return [...this.#entries.keys()].sort((a, b) => this.#usedAt(a) - this.#usedAt(b));
   }
 
   /** The entry for `key` whose Vary fields match the request's, if any (not counted as a use). */
@@ -370,7 +377,8 @@ export class CacheStore {
   put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array): Promise<boolean> {
     // Registered before the first await, so that a lookup made right after sees it.
     const before = this.#writing.get(meta.key) ?? Promise.resolve();
-    const job = before.then(() => this.#put(meta, body));
+    const usedAt = ++this.#clock;
+    const job = before.then(() => this.#put(meta, body, usedAt));
     const settled = job.catch(() => false);
     this.#writing.set(meta.key, settled);
     void settled.then(() => {
@@ -384,7 +392,7 @@ export class CacheStore {
     await this.#writing.get(key);
   }
 
-  async #put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array): Promise<boolean> {
+  async #put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array, usedAt: number): Promise<boolean> {
     if (body.length > this.maxObjectBytes) return false;
     const full: EntryMeta = { ...meta, bodyLength: body.length, bodySha256: sha256(body) };
     const bytes = encodeEntry(full, body);
@@ -406,6 +414,7 @@ export class CacheStore {
     }
     const entry = toEntry(full, file, bytes.length);
     this.#entries.set(entry.key, entry);
+    this.#used.set(entry.key, Math.max(usedAt, this.#used.get(entry.key) ?? 0));
     this.#bytes += entry.size;
     await this.#evict();
     return true;
@@ -425,21 +434,27 @@ export class CacheStore {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
+    this.#used.delete(key);
     this.#bytes -= entry.size;
     await rm(entry.file, { force: true });
   }
 
   #touch(entry: Entry): void {
     if (this.#entries.get(entry.key) !== entry) return;
-    this.#entries.delete(entry.key);
-    this.#entries.set(entry.key, entry);
+    this.#used.set(entry.key, ++this.#clock);
+  }
+
+  #usedAt(key: string): number {
+    return this.#used.get(key) ?? 0;
   }
 
   async #evict(): Promise<void> {
-    for (const [key, entry] of this.#entries) {
-      if (this.#bytes <= this.maxBytes) break;
-      this.#log(`evicting ${key} (${entry.size} bytes, least recently used)`);
-      await this.delete(key);
+    while (this.#bytes > this.maxBytes) {
+      let oldest: Entry | undefined;
+      for (const entry of this.#entries.values()) if (!oldest || this.#usedAt(entry.key) < this.#usedAt(oldest.key)) oldest = entry;
+      if (!oldest) break;
+      this.#log(`evicting ${oldest.key} (${oldest.size} bytes, least recently used)`);
+      await this.delete(oldest.key);
     }
   }
 }
