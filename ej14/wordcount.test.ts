@@ -14,7 +14,7 @@ import {
   totalTokens,
 } from './wordcount.ts';
 
-const QUIJOTE = new URL('../../shared/data/pg2000.txt', import.meta.url);
+const QUIJOTE = new URL('./data/pg2000.txt', import.meta.url);
 const enc = new TextEncoder();
 
 /** Counts each piece apart and merges: what the distributed run computes. */
@@ -88,7 +88,7 @@ t.test('splitPieces() does not cut before an invalid byte or a combining mark', 
   }
 });
 
-t.test('the pieces of Don Quijote, counted apart and merged, equal the single-process count exactly', { skip: !existsSync(QUIJOTE) && 'no ../shared/data/pg2000.txt' }, async (t) => {
+t.test('the pieces of Don Quijote, counted apart and merged, equal the single-process count exactly', { skip: !existsSync(QUIJOTE) && 'no ej14/data/pg2000.txt' }, async (t) => {
   const one = readFileSync(QUIJOTE);
   const bytes = Buffer.concat([one, one, one]);
   const whole = countText(decodeText(bytes));

@@ -4,7 +4,7 @@
  * `config.ini` from the current folder, as the assignment runs them.
  *
  * Each requirement writes a config.ini (`[reducer]`, `[mapper1]` … with
- * `host =` and `port =`) and the input, Don Quijote (../shared/data/pg2000.txt)
+ * `host =` and `port =`) and the input, Don Quijote (ej14/data/pg2000.txt)
  * three times over (6.6 MB, BOM and CRLF inside), into a temp folder and
  * starts every role there. The expected count is computed here, by the
  * harness's own tokeniser (not the exercise's): a term is a maximal run of
@@ -28,7 +28,7 @@ import { type Proc, waitReady } from '../proc.ts';
 import { type Context, cliRequirement, defineScenario, TRACEBACK } from '../scenario.ts';
 import { ROOT } from '../target.ts';
 
-const QUIJOTE = path.resolve(ROOT, '..', 'shared', 'data', 'pg2000.txt');
+const QUIJOTE = path.join(ROOT, 'ej14', 'data', 'pg2000.txt');
 const COPIES = 3;
 const MASTER_TIMEOUT_MS = 90_000;
 
