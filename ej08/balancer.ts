@@ -49,12 +49,9 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ini from 'ini';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive } from '../lib/cli.ts';
 import {
   encodeChunk,
@@ -74,6 +71,7 @@ import {
   escapeHtml,
 } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
+import { configPath as sharedConfigPath, loadConfigFile, parseHostSections } from '../lib/config-ini.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 
@@ -106,66 +104,19 @@ export class ConfigError extends SyntaxError {
   }
 }
 
-const KEYS = new Set(['host', 'port']);
-
 /**
- * Reads the backends from config.ini text. The `ini` package reads the
- * values; a line scan first checks the shape that `ini` would silently
- * accept (a line without `=`, a key outside any section, a misspelt key, a
- * section given twice), so that each mistake is reported with its line.
- * Throws {@link ConfigError}.
+ * Reads the backends from config.ini text (lib/config-ini: each mistake
+ * reported with its line and section). Throws {@link ConfigError}.
  */
 export function parseConfig(text: string, file = 'config.ini'): BackendSpec[] {
-  const where = (line: number, section?: string) => `${file} line ${line}${section ? ` [${section}]` : ''}`;
-  const sections = new Map<string, { line: number; keys: Map<string, number> }>();
-  let current: { name: string; keys: Map<string, number> } | undefined;
-  for (const [index, raw] of text.split(/\r?\n/).entries()) {
-    const n = index + 1;
-    const line = raw.trim();
-    if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
-    const header = /^\[(.*)\]$/.exec(line);
-    if (header) {
-      const name = (header[1] ?? '').trim();
-      if (!/^[A-Za-z0-9_-]+$/.test(name)) {
-        throw new ConfigError(`Cannot use ${where(n)}: section name ${JSON.stringify(name)} must be letters, digits, _ or - (like [nodo1])`, n);
-      }
-      if (sections.has(name)) {
-        throw new ConfigError(`Cannot use ${where(n, name)}: section [${name}] already appears on line ${sections.get(name)?.line}`, n);
-      }
-      current = { name, keys: new Map() };
-      sections.set(name, { line: n, keys: current.keys });
-      continue;
-    }
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`Cannot use ${where(n, current?.name)}: expected "[section]" or "key = value", got ${JSON.stringify(line)}`, n);
-    const key = line.slice(0, eq).trim();
-    if (!current) throw new ConfigError(`Cannot use ${where(n)}: "${key}" is outside any section (put it under a [nodo1] header)`, n);
-    if (!KEYS.has(key)) throw new ConfigError(`Cannot use ${where(n, current.name)}: unknown key "${key}" (expected host and port)`, n);
-    if (current.keys.has(key)) throw new ConfigError(`Cannot use ${where(n, current.name)}: "${key}" is already set on line ${current.keys.get(key)}`, n);
-    current.keys.set(key, n);
-  }
-  if (sections.size === 0) throw new ConfigError(`Cannot use ${file}: no backends (expected sections such as [nodo1] with host = and port =)`);
-
-  const values = ini.parse(text) as Record<string, Record<string, unknown>>;
-  const backends: BackendSpec[] = [];
-  for (const [name, { line, keys }] of sections) {
-    const entry = values[name] ?? {};
-    for (const key of KEYS) {
-      if (!keys.has(key)) throw new ConfigError(`Cannot use ${where(line, name)}: section [${name}] has no ${key} =`, line);
-    }
-    const host = String(entry.host ?? '').trim();
-    const port = String(entry.port ?? '').trim();
-    const hostLine = keys.get('host') ?? line;
-    const portLine = keys.get('port') ?? line;
-    if (net.isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(host)) {
-      throw new ConfigError(`Cannot use ${where(hostLine, name)}: host ${JSON.stringify(host)} is not an IP address or host name`, hostLine);
-    }
-    if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-      throw new ConfigError(`Cannot use ${where(portLine, name)}: port ${JSON.stringify(port)} is not a port number (1-65535)`, portLine);
-    }
-    backends.push({ name, host, port: Number(port), line });
-  }
-  return backends;
+  return parseHostSections(text, {
+    file,
+    what: 'backends',
+    example: '[nodo1]',
+    header: '[section]',
+    checkSection: (name) => (/^[A-Za-z0-9_-]+$/.test(name) ? undefined : `section name ${JSON.stringify(name)} must be letters, digits, _ or - (like [nodo1])`),
+    error: (message, line) => new ConfigError(message, line),
+  });
 }
 
 /**
@@ -173,26 +124,12 @@ export function parseConfig(text: string, file = 'config.ini'): BackendSpec[] {
  * else the example beside this script.
  */
 export function configPath(option: string | undefined, cwd = process.cwd()): string {
-  if (option !== undefined) return option;
-  const local = path.join(cwd, 'config.ini');
-  return existsSync(local) ? local : BUNDLED_CONFIG;
+  return sharedConfigPath(option, BUNDLED_CONFIG, cwd);
 }
 
 /** Reads and parses a config file; a missing or bad one is a {@link CliError} with exit 2. */
-export async function loadConfig(file: string): Promise<BackendSpec[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, 2);
-  }
-  try {
-    return parseConfig(text, file);
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(error.message, 2);
-    throw error;
-  }
+export function loadConfig(file: string): Promise<BackendSpec[]> {
+  return loadConfigFile(file, parseConfig);
 }
 
 // ---------------------------------------------------------------------------

@@ -46,9 +46,9 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ini from 'ini';
 import { defineCommand, formatAddress, parsePositive, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
+import { configPath as sharedConfigPath, parseHostSections } from '../lib/config-ini.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { FrameReader } from '../lib/pdu.ts';
 import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
@@ -84,63 +84,22 @@ const SECTION = /^nodo(0|[1-9]\d*)$/;
 
 /**
  * Reads the nodes from config.ini text, in ring order: ascending id, the
- * last one followed by the first. The `ini` package reads the values; a line
- * scan first checks what `ini` would accept in silence (a line without `=`,
- * a key outside a section, a misspelt key, a section given twice), so that
- * each mistake is reported with its line. Throws {@link InputError}.
+ * last one followed by the first (lib/config-ini: each mistake reported with
+ * its line). Throws {@link InputError}.
  */
 export function parseConfig(text: string, file = 'config.ini'): NodeSpec[] {
-  const where = (line: number, section?: string) => `${file} line ${line}${section ? ` [${section}]` : ''}`;
-  const sections = new Map<string, { line: number; keys: Map<string, number> }>();
-  let current: { name: string; keys: Map<string, number> } | undefined;
-  for (const [index, raw] of text.replace(/^\uFEFF/, '').split(/\r?\n/).entries()) {
-    const n = index + 1;
-    const line = raw.trim();
-    if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
-    const header = /^\[(.*)\]$/.exec(line);
-    if (header) {
-      const name = (header[1] ?? '').trim();
+  const sections = parseHostSections(text, {
+    file,
+    what: 'nodes',
+    example: '[nodo0]',
+    header: '[nodoX]',
+    checkSection(name) {
       const id = SECTION.exec(name)?.[1];
-      if (id === undefined || Number(id) > MAX_ID) {
-        throw new InputError(`Cannot use ${where(n)}: section [${name}] must be [nodoX] with X a node id 0-${MAX_ID} (like [nodo0])`, n);
-      }
-      if (sections.has(name)) {
-        throw new InputError(`Cannot use ${where(n, name)}: section [${name}] already appears on line ${sections.get(name)?.line}`, n);
-      }
-      current = { name, keys: new Map() };
-      sections.set(name, { line: n, keys: current.keys });
-      continue;
-    }
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new InputError(`Cannot use ${where(n, current?.name)}: expected "[nodoX]" or "key = value", got ${JSON.stringify(line)}`, n);
-    const key = line.slice(0, eq).trim();
-    if (!current) throw new InputError(`Cannot use ${where(n)}: "${key}" is outside any section (put it under a [nodo0] header)`, n);
-    if (key !== 'host' && key !== 'port') throw new InputError(`Cannot use ${where(n, current.name)}: unknown key "${key}" (expected host and port)`, n);
-    if (current.keys.has(key)) throw new InputError(`Cannot use ${where(n, current.name)}: "${key}" is already set on line ${current.keys.get(key)}`, n);
-    current.keys.set(key, n);
-  }
-  if (sections.size === 0) throw new InputError(`Cannot use ${file}: no nodes (expected sections such as [nodo0] with host = and port =)`);
-
-  const values = ini.parse(text.replace(/^\uFEFF/, '')) as Record<string, Record<string, unknown>>;
-  const nodes: NodeSpec[] = [];
-  for (const [name, { line, keys }] of sections) {
-    const entry = values[name] ?? {};
-    for (const key of ['host', 'port']) {
-      if (!keys.has(key)) throw new InputError(`Cannot use ${where(line, name)}: section [${name}] has no ${key} =`, line);
-    }
-    const host = String(entry.host ?? '').trim();
-    const port = String(entry.port ?? '').trim();
-    const hostLine = keys.get('host') ?? line;
-    const portLine = keys.get('port') ?? line;
-    if (net.isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(host)) {
-      throw new InputError(`Cannot use ${where(hostLine, name)}: host ${JSON.stringify(host)} is not an IP address or host name`, hostLine);
-    }
-    if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-      throw new InputError(`Cannot use ${where(portLine, name)}: port ${JSON.stringify(port)} is not a port number (1-65535)`, portLine);
-    }
-    nodes.push({ id: Number(SECTION.exec(name)?.[1]), host, port: Number(port), line });
-  }
-  return nodes.sort((a, b) => a.id - b.id);
+      return id !== undefined && Number(id) <= MAX_ID ? undefined : `section [${name}] must be [nodoX] with X a node id 0-${MAX_ID} (like [nodo0])`;
+    },
+    error: (message, line) => new InputError(message, line),
+  });
+  return sections.map(({ name, host, port, line }) => ({ id: Number(SECTION.exec(name)?.[1]), host, port, line })).sort((a, b) => a.id - b.id);
 }
 
 /** The node after `id` in ring order (ascending id, wrapping): its default successor, `--id_dst`. */
@@ -166,9 +125,7 @@ export function ringOrder(nodes: readonly NodeSpec[], from = nodes[0]?.id ?? 0):
  * else the example beside this script.
  */
 export function configPath(option: string | undefined, cwd = process.cwd()): string {
-  if (option !== undefined) return option;
-  const local = path.join(cwd, 'config.ini');
-  return existsSync(local) ? local : BUNDLED_CONFIG;
+  return sharedConfigPath(option, BUNDLED_CONFIG, cwd);
 }
 
 // ---------------------------------------------------------------------------

@@ -39,13 +39,11 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ini from 'ini';
-import { CliError } from '../lib/main.ts';
+import { configPath as sharedConfigPath, loadConfigFile } from '../lib/config-ini.ts';
 import type { Table } from './wordcount.ts';
 
 /** The example configuration beside the scripts, used when the current folder has no config.ini. */
@@ -368,24 +366,10 @@ export function parseConfig(source: string, file = 'config.ini'): Config {
 
 /** Which config.ini to read: `--config` when given, else `./config.ini`, else ej14/config.ini. */
 export function configPath(option: string | undefined, cwd = process.cwd()): string {
-  if (option !== undefined) return option;
-  const local = path.join(cwd, 'config.ini');
-  return existsSync(local) ? local : BUNDLED_CONFIG;
+  return sharedConfigPath(option, BUNDLED_CONFIG, cwd);
 }
 
 /** Reads and parses a config file; a missing or bad one is a {@link CliError} with exit 2. */
-export async function loadConfig(file: string): Promise<Config> {
-  let source: string;
-  try {
-    source = await readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, 2);
-  }
-  try {
-    return parseConfig(source, file);
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(error.message, 2);
-    throw error;
-  }
+export function loadConfig(file: string): Promise<Config> {
+  return loadConfigFile(file, parseConfig);
 }
