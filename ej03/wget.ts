@@ -37,7 +37,7 @@ import tls from 'node:tls';
 import { defineCommand, formatAddress, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
 import { type HttpEvent, HttpParseError, type ResponseHead, ResponseParser, serializeRequestHead } from '../lib/http.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
-import { describeConnectError } from '../lib/net-errors.ts';
+import { ConnectTimeoutError, connectWithin, describeConnectError } from '../lib/net-errors.ts';
 
 /** wget's exit statuses. */
 export const EXIT = { ok: 0, generic: 1, parse: 2, io: 3, network: 4, tls: 5, protocol: 7, server: 8 } as const;
@@ -293,22 +293,9 @@ async function open(url: URL, options: WgetOptions): Promise<Conversation> {
 
 function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   const where = formatAddress(host, port);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new WgetError(`cannot connect to ${where}: timed out after ${timeoutMs / 1000} s`, EXIT.network));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new WgetError(describeConnectError(error, where).message, EXIT.network));
-    };
-    socket.once('error', onError);
+  return connectWithin({ host, port }, timeoutMs).catch((error: NodeJS.ErrnoException) => {
+    const message = error instanceof ConnectTimeoutError ? `cannot connect to ${where}: ${error.message}` : describeConnectError(error, where).message;
+    throw new WgetError(message, EXIT.network);
   });
 }
 

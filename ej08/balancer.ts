@@ -73,6 +73,7 @@ import {
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { configPath as sharedConfigPath, loadConfigFile, parseHostSections } from '../lib/config-ini.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
+import { ConnectTimeoutError, connectWithin } from '../lib/net-errors.ts';
 import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -315,22 +316,10 @@ function describeSocketError(error: NodeJS.ErrnoException): string {
 
 /** Opens a connection; rejects with an {@link AttemptError} (connect: true) on failure or after `timeoutMs`. */
 function connect(backend: Backend, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: backend.host, port: backend.port, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new AttemptError(`connect timed out after ${timeoutMs} ms`, { connect: true, timeout: true }));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new AttemptError(describeSocketError(error), { connect: true }));
-    };
-    socket.once('error', onError);
+  return connectWithin({ host: backend.host, port: backend.port, noDelay: true }, timeoutMs).catch((error: NodeJS.ErrnoException) => {
+    throw error instanceof ConnectTimeoutError
+      ? new AttemptError(`connect timed out after ${timeoutMs} ms`, { connect: true, timeout: true })
+      : new AttemptError(describeSocketError(error), { connect: true });
   });
 }
 

@@ -24,7 +24,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
-import { describeConnectError } from '../lib/net-errors.ts';
+import { connectWithin, describeConnectError } from '../lib/net-errors.ts';
 import { udpType } from '../lib/server.ts';
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
 import { formatBytes, parseCc, progressBar } from './files.ts';
@@ -253,21 +253,10 @@ function openLocal(file: string): number {
   }
 }
 
-async function tcpConnect(options: TransferOptions): Promise<net.Socket> {
+function tcpConnect(options: TransferOptions): Promise<net.Socket> {
   const where = formatAddress(options.host, options.port);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: options.host, port: options.port });
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), options.idleTimeoutMs ?? 5000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(describeConnectError(error, where));
-    };
-    socket.once('error', onError);
+  return connectWithin({ host: options.host, port: options.port }, options.idleTimeoutMs ?? 5000).catch((error: NodeJS.ErrnoException) => {
+    throw describeConnectError(error, where);
   });
 }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import net from 'node:net';
 import { CliError } from './main.ts';
 
 /** Why a connection to (or a datagram for) `where` failed, as a {@link CliError} (exit 1). */
@@ -36,4 +37,39 @@ export function describeBindError(error: NodeJS.ErrnoException, host: string, wh
   };
   const message = why[error.code ?? ''];
   return message ? new CliError(`cannot listen: ${message}`, 1, { cause: error }) : error;
+}
+
+/** The connection attempt of {@link connectWithin} outlasted its time; `code` is ETIMEDOUT, as the kernel's own timeout. */
+export class ConnectTimeoutError extends Error {
+  override name = 'ConnectTimeoutError';
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${timeoutMs / 1000} s`);
+  }
+}
+
+/**
+ * Opens a TCP connection, or rejects: with the socket's error (ECONNREFUSED,
+ * ENOTFOUND, …), or with a {@link ConnectTimeoutError} after `timeoutMs`,
+ * the half-open socket destroyed. Callers put either in their own words.
+ */
+export function connectWithin(options: net.TcpNetConnectOpts, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(options);
+    const timer = setTimeout(() => {
+      socket.off('error', onError);
+      socket.destroy();
+      reject(new ConnectTimeoutError(timeoutMs));
+    }, timeoutMs);
+    const onError = (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
 }
