@@ -38,7 +38,7 @@ import { defineCommand, formatAddress, parseHost, parsePort, parsePositive } fro
 import { drained, errorPage as httpErrorPage, escapeHtml, HeaderList, type RequestHead, RequestParser, STATUS_TEXT, keepAlive, serializeResponseHead } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
-import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
+import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The demo site served when no `--root` is given. */
@@ -464,17 +464,7 @@ export async function createStaticServer({
     server,
     close(graceMs = 2500) {
       stopping = true;
-      return new Promise((done) => {
-        for (const connection of connections) if (connection.idle) connection.socket.destroy();
-        const timer = setTimeout(() => {
-          for (const connection of connections) connection.socket.destroy();
-        }, graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          done();
-        });
-      });
+      return closeKeepAlive(server, connections, graceMs);
     },
   };
 }

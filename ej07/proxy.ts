@@ -50,7 +50,7 @@ import {
 } from '../lib/http.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
-import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
+import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 import { CacheStore, cacheKey, currentAge, decide, DEFAULT_CACHE_BYTES, DEFAULT_MAX_OBJECT_BYTES, type Entry, mergeNotModified, parseHttpDate, storable, varyValues } from './cache.ts';
 
 /** Largest request body the proxy accepts (it is read whole before being forwarded). */
@@ -548,17 +548,7 @@ export function createProxy({
     server,
     close(graceMs = 2500) {
       stopping = true;
-      return new Promise((done) => {
-        for (const connection of connections) if (connection.idle) connection.socket.destroy();
-        const timer = setTimeout(() => {
-          for (const connection of connections) connection.socket.destroy();
-        }, graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          done();
-        });
-      });
+      return closeKeepAlive(server, connections, graceMs);
     },
   };
 }

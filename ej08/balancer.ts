@@ -74,7 +74,7 @@ import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { configPath as sharedConfigPath, loadConfigFile, parseHostSections } from '../lib/config-ini.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { ConnectTimeoutError, connectWithin } from '../lib/net-errors.ts';
-import { listenTcp, onShutdown, readyLine } from '../lib/server.ts';
+import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The example configuration beside this script, used when the current folder has no config.ini. */
@@ -840,17 +840,8 @@ export function createBalancer({
       for (const timer of checkTimers) clearTimeout(timer);
       checkTimers.clear();
       for (const backend of backends) for (const socket of backend.idle.splice(0)) socket.destroy();
-      return new Promise((done) => {
-        for (const client of clients) if (client.idle) client.socket.destroy();
-        const timer = setTimeout(() => {
-          for (const client of clients) client.socket.destroy();
-        }, graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          for (const backend of backends) for (const socket of backend.idle.splice(0)) socket.destroy();
-          done();
-        });
+      return closeKeepAlive(server, clients, graceMs).then(() => {
+        for (const backend of backends) for (const socket of backend.idle.splice(0)) socket.destroy();
       });
     },
   };

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { CliError } from './main.ts';
-import { bindUdp, closeGracefully, listenTcp, MAX_UDP_PAYLOAD, READY_LINE, readyLine, trackConnections, udpType } from './server.ts';
+import { bindUdp, closeGracefully, closeKeepAlive, listenTcp, MAX_UDP_PAYLOAD, READY_LINE, readyLine, trackConnections, udpType } from './server.ts';
 import { Child, tsx } from './fixtures/spawn.ts';
 
 const v4 = (port: number): AddressInfo => ({ address: '127.0.0.1', family: 'IPv4', port });
@@ -227,4 +227,23 @@ t.test('onShutdown: a second signal exits 130 at once', async (t) => {
   const { code, stderr } = await child.exited;
   t.equal(code, 130);
   t.match(stderr, /SIGINT again: exiting now/);
+});
+
+t.test('closeKeepAlive() ends idle connections at once and busy ones after the grace period', async (t) => {
+  const connections: { socket: net.Socket; idle: boolean }[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    connections.push({ socket, idle: connections.length === 0 }); // the first is idle, the second busy
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const clients = [net.connect(port, '127.0.0.1'), net.connect(port, '127.0.0.1')];
+  const closedAt = clients.map((client) => new Promise<number>((resolve) => client.on('error', () => {}).on('close', () => resolve(performance.now()))));
+  while (connections.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+  const started = performance.now();
+  await closeKeepAlive(server, connections, 300);
+  const [idle, busy] = (await Promise.all(closedAt)).map((at) => at - started);
+  t.ok((idle ?? Infinity) < (busy ?? 0), `the idle one closed first (${idle?.toFixed(0)} ms, busy ${busy?.toFixed(0)} ms)`);
+  t.ok((busy ?? 0) >= 290, 'the busy one had its grace period');
+  t.notOk(server.listening, 'the server no longer listens');
 });

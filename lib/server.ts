@@ -141,3 +141,28 @@ export function closeGracefully(server: net.Server, graceMs: number): Promise<vo
     });
   });
 }
+
+/** A connection of a keep-alive server: its socket, and whether it sits between requests. */
+export interface KeepAliveConnection {
+  readonly socket: net.Socket;
+  readonly idle: boolean;
+}
+
+/**
+ * Closes a keep-alive (HTTP) server: it accepts nothing new, connections
+ * idle between requests end at once, busy ones get until `graceMs` to
+ * finish and are then destroyed. Resolves when the server is fully closed.
+ */
+export function closeKeepAlive(server: net.Server, connections: Iterable<KeepAliveConnection>, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    for (const connection of connections) if (connection.idle) connection.socket.destroy();
+    const timer = setTimeout(() => {
+      for (const connection of connections) connection.socket.destroy();
+    }, graceMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
