@@ -45,6 +45,25 @@ export interface Requirement {
 export const TRACEBACK = /Traceback \(most recent call last\)|^\s+at .+\(.*:\d+:\d+\)$|^\s+at .*:\d+:\d+$/m;
 
 /**
+ * Asserts that a running process's stderr (or stdout, or either) gets a line matching
+ * `pattern`. A server writes its log line when it has acted, and the line
+ * can reach us a moment after the client it served has exited, so wait for
+ * it (bounded) before asserting.
+ */
+export async function checkLogged(
+  t: Test,
+  proc: Proc,
+  pattern: RegExp,
+  message: string,
+  stream: 'stdout' | 'stderr' | 'both' = 'stderr',
+  waitMs = 3_000,
+): Promise<void> {
+  const text = () => (stream === 'both' ? proc.stdout + proc.stderr : proc[stream]);
+  await proc.until(() => (pattern.test(text()) ? true : undefined), waitMs, `output matching ${pattern}`).catch(() => undefined);
+  t.match(text(), pattern, message);
+}
+
+/**
  * The `cli` requirement every exercise has (CONTRACT: command lines): each
  * role answers `-h` with exit 0, a usage line and the options the assignment
  * names (`options[role]`), and refuses an unknown flag with exit 2, saying

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { startNginx } from '../peers/nginx.ts';
 import { startTinyproxy } from '../peers/tinyproxy.ts';
 import { selfSignedCertificate } from '../peers/tls.ts';
-import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, TRACEBACK } from '../scenario.ts';
+import { checkLogged, type ClientRun, type Context, cliRequirement, defineScenario, PEERS, TRACEBACK } from '../scenario.ts';
 
 const OPENSSL = { name: 'openssl', apt: 'openssl' };
 /** util-linux's script(1): runs a command on a pseudo-terminal. */
@@ -378,7 +378,7 @@ export default defineScenario('ej03', 'wget over sockets', [
       ctx.t.equal(await fileHash(b), expected, 'with the URL form: identical (sha256)');
       const log = await readFile(site.log, 'utf8').catch(() => '');
       ctx.t.match(log, /^Via: .*tinyproxy/im, 'the log shows the header tinyproxy added (Via)');
-      ctx.t.match(proxy.proc.stdout + proxy.proc.stderr, /one-mib\.bin/, 'tinyproxy saw the requests (its log names the file)');
+      await checkLogged(ctx.t, proxy.proc, /one-mib\.bin/, 'tinyproxy saw the requests (its log names the file)', 'both');
     },
   },
   {
@@ -418,7 +418,7 @@ export default defineScenario('ej03', 'wget over sockets', [
       const run = await wget(ctx, ['--url', url, '--proxy', proxy.host, '--port', String(proxy.port), '--ca-certificate', cert.cert, '-O', out, '--log', site.log]);
       checkOk(ctx, run, 'https through the proxy');
       ctx.t.equal(await fileHash(out), sha256(site.files['files/one-mib.bin'] as Buffer), 'identical (sha256)');
-      ctx.t.match(proxy.proc.stdout + proxy.proc.stderr, /CONNECT/, 'tinyproxy logged a CONNECT');
+      await checkLogged(ctx.t, proxy.proc, /CONNECT/, 'tinyproxy logged a CONNECT', 'both');
       ctx.t.notMatch(proxy.proc.stdout + proxy.proc.stderr, /one-mib\.bin/, 'tinyproxy never saw the path: it travelled inside TLS');
     },
   },

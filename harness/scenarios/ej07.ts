@@ -20,7 +20,7 @@ import path from 'node:path';
 import { rawExchange, splitResponses } from '../http-wire.ts';
 import { type Nginx, startNginx } from '../peers/nginx.ts';
 import { selfSignedCertificate } from '../peers/tls.ts';
-import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
+import { checkLogged, type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
 import { readExactly, tcpConnect } from '../wire.ts';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -152,7 +152,7 @@ export default defineScenario('ej07', 'Caching proxy', [
         ctx.t.ok(r?.headers.via, `${name}: a Via header (${r?.headers.via})`);
         ctx.t.notOk(r?.headers['keep-alive'] ?? r?.headers['proxy-connection'], `${name}: no Keep-Alive or Proxy-Connection forwarded`);
       }
-      ctx.t.match(proxy.proc.stderr, /GET http:\/\/127\.0\.0\.1:\d+\/cached\/a\.txt.*200/, 'the proxy logs the request (method, URL, status) on stderr');
+      await checkLogged(ctx.t, proxy.proc, /GET http:\/\/127\.0\.0\.1:\d+\/cached\/a\.txt.*200/, 'the proxy logs the request (method, URL, status) on stderr');
       checkAlive(ctx, proxy);
     },
   },
@@ -172,7 +172,7 @@ export default defineScenario('ej07', 'Caching proxy', [
         const seen = await origin.requests(`/${name}`);
         ctx.t.same(seen, [200], `${name}: nginx saw exactly one request (${seen.length})`);
       }
-      ctx.t.match(proxy.proc.stderr, /cached\/a\.txt.*HIT/, 'the log line of the second fetch says HIT');
+      await checkLogged(ctx.t, proxy.proc, /cached\/a\.txt.*HIT/, 'the log line of the second fetch says HIT');
       checkAlive(ctx, proxy);
     },
   },
@@ -318,7 +318,7 @@ export default defineScenario('ej07', 'Caching proxy', [
       } finally {
         socket.destroy();
       }
-      ctx.t.match(proxy.proc.stderr, /CONNECT/, 'the tunnel is logged');
+      await checkLogged(ctx.t, proxy.proc, /CONNECT/, 'the tunnel is logged');
       checkAlive(ctx, proxy);
     },
   },
