@@ -70,11 +70,11 @@ async function rawOrigin(t: Test, respond: (request: string, socket: net.Socket)
   return { port: (server.address() as net.AddressInfo).port, requests };
 }
 
-async function startProxy(t: Test, timeoutMs = 30_000) {
+async function startProxy(t: Test, timeoutMs = 30_000, connectPorts = new Set([443])) {
   const dir = await mkdtemp(path.join(tmpdir(), 'ej07-proxy-test-'));
   const store = await CacheStore.open({ dir });
   const lines: string[] = [];
-  const proxy = createProxy({ store, timeoutMs, accessLog: (l) => lines.push(l) });
+  const proxy = createProxy({ store, timeoutMs, connectPorts, accessLog: (l) => lines.push(l) });
   await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
   t.teardown(async () => {
     await proxy.close(100);
@@ -152,4 +152,18 @@ t.test('a cached response answers a client conditional with 304, and HTTP/1.0 cl
   t.match(third, /\r\nContent-Length: 16\r\n/, 'a plain GET gets the stored body with its length');
   t.match(third, /\r\n\r\nbody until close$/, 'and the body');
   t.equal(origin.requests.length, 1, 'the origin was asked once');
+});
+
+t.test('a request for the proxy itself is refused with 508 Loop Detected, and nothing is forwarded', async (t) => {
+  const connectPorts = new Set([443]);
+  const { port, lines } = await startProxy(t, 30_000, connectPorts);
+  const reply = await exchange(port, `GET http://127.0.0.1:${port}/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.match(reply, /^HTTP\/1\.1 508 Loop Detected\r\n/, 'status line with its reason phrase');
+  t.match(reply, /is this proxy itself/, 'the page says why');
+  t.equal(lines.length, 1, 'one log line, for the refused request only (no second request reached the proxy)');
+  const forbidden = await exchange(port, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  t.match(forbidden, /^HTTP\/1\.1 403 Forbidden\r\n/, 'a CONNECT to its own port is first a port not allowed (403)');
+  connectPorts.add(port);
+  const tunnel = await exchange(port, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  t.match(tunnel, /^HTTP\/1\.1 508 Loop Detected\r\n/, 'and, with the port allowed, a loop (508)');
 });

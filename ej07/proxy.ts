@@ -529,7 +529,7 @@ export function createProxy({
       log(`${status}: ${message}`);
       const page = errorPage(status, message);
       const headers = new HeaderList({ 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length, 'X-Cache': 'MISS', Via: `1.1 ${viaToken}`, Connection: keep ? 'keep-alive' : 'close' });
-      await this.send(Buffer.concat([serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? (status === 508 ? 'Loop Detected' : ''), headers }), head?.method === 'HEAD' ? Buffer.alloc(0) : page]));
+      await this.send(Buffer.concat([serializeResponseHead({ status, reason: STATUS_TEXT[status] ?? '', headers }), head?.method === 'HEAD' ? Buffer.alloc(0) : page]));
       this.logLine(head, status, '-', page.length, performance.now());
       return keep;
     }
