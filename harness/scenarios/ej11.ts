@@ -24,8 +24,9 @@ import { closeUdp, compareBytes, udpSocket } from '../wire.ts';
 const MiB = 1024 * 1024;
 
 /** A folder of test files for the server, and one for what the client receives. */
-async function folders(files: Record<string, number>): Promise<{ served: string; local: string; data: Map<string, Buffer>; cleanup(): Promise<void> }> {
+async function folders(ctx: Context, files: Record<string, number>): Promise<{ served: string; local: string; data: Map<string, Buffer> }> {
   const base = await mkdtemp(path.join(tmpdir(), 'ej11-'));
+  ctx.t.teardown(() => rm(base, { recursive: true, force: true }));
   const served = path.join(base, 'served');
   const local = path.join(base, 'local');
   await mkdir(served);
@@ -36,11 +37,14 @@ async function folders(files: Record<string, number>): Promise<{ served: string;
     data.set(name, bytes);
     await writeFile(path.join(served, name), bytes);
   }
-  return { served, local, data, cleanup: () => rm(base, { recursive: true, force: true }) };
+  return { served, local, data };
 }
 
-function relayTo(server: Server, faults: Faults, seed: number): Promise<Relay> {
-  return startRelay({ target: { host: server.host, port: server.port }, forward: faults, backward: faults, seed });
+/** A relay with `faults` both ways in front of `server`, closed when the requirement ends. */
+async function relayTo(ctx: Context, server: Server, faults: Faults, seed: number): Promise<Relay> {
+  const relay = await startRelay({ target: { host: server.host, port: server.port }, forward: faults, backward: faults, seed });
+  ctx.t.teardown(() => relay.close());
+  return relay;
 }
 
 async function get(ctx: Context, host: string, port: number, name: string, out: string, extra: string[] = [], timeoutMs = 60_000): Promise<ClientRun> {
@@ -63,25 +67,17 @@ function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
 
 /** Gets every file of `sizes` through a relay with `faults` and checks each arrived intact. */
 async function transferSet(ctx: Context, sizes: Record<string, number>, faults: Faults, seed: number): Promise<void> {
-  const f = await folders(sizes);
-  try {
-    const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-    const relay = await relayTo(server, faults, seed);
-    try {
-      for (const [name, bytes] of f.data) {
-        const out = path.join(f.local, name);
-        const run = await get(ctx, relay.host, relay.port, name, out);
-        await checkArrived(ctx, run, out, bytes, `${name} (${bytes.length} B)`);
-      }
-      ctx.t.comment(`relay forward: ${formatCounters(relay.counters.forward)}`);
-      ctx.t.comment(`relay backward: ${formatCounters(relay.counters.backward)}`);
-      if ((faults.loss ?? 0) > 0) ctx.t.ok(relay.counters.forward.dropped + relay.counters.backward.dropped > 0, 'the relay did drop packets');
-    } finally {
-      await relay.close();
-    }
-  } finally {
-    await f.cleanup();
+  const f = await folders(ctx, sizes);
+  const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+  const relay = await relayTo(ctx, server, faults, seed);
+  for (const [name, bytes] of f.data) {
+    const out = path.join(f.local, name);
+    const run = await get(ctx, relay.host, relay.port, name, out);
+    await checkArrived(ctx, run, out, bytes, `${name} (${bytes.length} B)`);
   }
+  ctx.t.comment(`relay forward: ${formatCounters(relay.counters.forward)}`);
+  ctx.t.comment(`relay backward: ${formatCounters(relay.counters.backward)}`);
+  if ((faults.loss ?? 0) > 0) ctx.t.ok(relay.counters.forward.dropped + relay.counters.backward.dropped > 0, 'the relay did drop packets');
 }
 
 const SMALL = { 'empty.bin': 0, 'one.bin': 1, 'mebi.bin': MiB };
@@ -130,22 +126,14 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     roles: ['server', 'client'],
     timeoutMs: 90_000,
     async run(ctx) {
-      const f = await folders({});
-      try {
-        const bytes = randomBytes(MiB);
-        const file = path.join(f.local, 'up.bin');
-        await writeFile(file, bytes);
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        const relay = await relayTo(server, impaired(0.05), 7);
-        try {
-          const run = await ctx.client('client', ['--host', relay.host, '--port', String(relay.port), '--put', file], { timeoutMs: 60_000 });
-          await checkArrived(ctx, run, path.join(f.served, 'up.bin'), bytes, '--put up.bin');
-        } finally {
-          await relay.close();
-        }
-      } finally {
-        await f.cleanup();
-      }
+      const f = await folders(ctx, {});
+      const bytes = randomBytes(MiB);
+      const file = path.join(f.local, 'up.bin');
+      await writeFile(file, bytes);
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      const relay = await relayTo(ctx, server, impaired(0.05), 7);
+      const run = await ctx.client('client', ['--host', relay.host, '--port', String(relay.port), '--put', file], { timeoutMs: 60_000 });
+      await checkArrived(ctx, run, path.join(f.served, 'up.bin'), bytes, '--put up.bin');
     },
   },
   {
@@ -154,31 +142,23 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     roles: ['server', 'client'],
     timeoutMs: 90_000,
     async run(ctx) {
-      const f = await folders({ 'big.bin': 16 * MiB });
-      try {
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        // A slow path, so that the transfer is surely under way when the server dies.
-        const relay = await relayTo(server, { delayMs: 20 }, 3);
-        try {
-          const out = path.join(f.local, 'big.bin');
-          const started = performance.now();
-          const client = ctx.supervisor.start('client', [...ctx.command('client'), '--host', relay.host, '--port', String(relay.port), '--get', 'big.bin', '-o', out], { cwd: ctx.target.cwd });
-          while (relay.counters.backward.delivered < 200 && performance.now() - started < 20_000 && !client.exit) await new Promise((r) => setTimeout(r, 50));
-          ctx.t.ok(relay.counters.backward.delivered >= 200, `the transfer was under way (${relay.counters.backward.delivered} packets from the server)`);
-          server.proc.signal('SIGKILL');
-          const killedAt = performance.now();
-          const exit = await client.waitForExit(40_000).catch(() => undefined);
-          const seconds = (performance.now() - killedAt) / 1000;
-          const run: ClientRun = { exit: exit ?? { code: null, signal: 'SIGKILL' }, stdout: client.stdout, stdoutBytes: Buffer.from(client.stdout), stderr: client.stderr, timedOut: exit === undefined, durationMs: seconds * 1000 };
-          checkCleanFailure(ctx, run, 'server killed');
-          ctx.t.ok(seconds <= 30, `the client reported it ${seconds.toFixed(1)} s after the server died (bound 30 s)`);
-          ctx.t.notOk(existsSync(out), 'no file left under the output name');
-        } finally {
-          await relay.close();
-        }
-      } finally {
-        await f.cleanup();
-      }
+      const f = await folders(ctx, { 'big.bin': 16 * MiB });
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      // A slow path, so that the transfer is surely under way when the server dies.
+      const relay = await relayTo(ctx, server, { delayMs: 20 }, 3);
+      const out = path.join(f.local, 'big.bin');
+      const started = performance.now();
+      const client = ctx.supervisor.start('client', [...ctx.command('client'), '--host', relay.host, '--port', String(relay.port), '--get', 'big.bin', '-o', out], { cwd: ctx.target.cwd });
+      while (relay.counters.backward.delivered < 200 && performance.now() - started < 20_000 && !client.exit) await new Promise((r) => setTimeout(r, 50));
+      ctx.t.ok(relay.counters.backward.delivered >= 200, `the transfer was under way (${relay.counters.backward.delivered} packets from the server)`);
+      server.proc.signal('SIGKILL');
+      const killedAt = performance.now();
+      const exit = await client.waitForExit(40_000).catch(() => undefined);
+      const seconds = (performance.now() - killedAt) / 1000;
+      const run: ClientRun = { exit: exit ?? { code: null, signal: 'SIGKILL' }, stdout: client.stdout, stdoutBytes: Buffer.from(client.stdout), stderr: client.stderr, timedOut: exit === undefined, durationMs: seconds * 1000 };
+      checkCleanFailure(ctx, run, 'server killed');
+      ctx.t.ok(seconds <= 30, `the client reported it ${seconds.toFixed(1)} s after the server died (bound 30 s)`);
+      ctx.t.notOk(existsSync(out), 'no file left under the output name');
     },
   },
   {
@@ -187,31 +167,23 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     roles: ['server', 'client'],
     timeoutMs: 90_000,
     async run(ctx) {
-      const f = await folders({ 'file.bin': 4 * MiB });
-      try {
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        const relay = await relayTo(server, { delayMs: 5 }, 4);
-        const junk = await udpSocket();
-        try {
-          const out = path.join(f.local, 'file.bin');
-          const pending = get(ctx, relay.host, relay.port, 'file.bin', out);
-          // Random bytes of many sizes, including header-sized ones, every 5 ms while it runs.
-          let sent = 0;
-          const timer = setInterval(() => {
-            for (const size of [0, 1, 12, 24, 25, 100, 1424, 2000]) junk.send(randomBytes(size), server.port, server.host);
-            sent += 8;
-          }, 5);
-          const run = await pending.finally(() => clearInterval(timer));
-          ctx.t.ok(sent > 0, `${sent} garbage datagrams sent during the transfer`);
-          await checkArrived(ctx, run, out, f.data.get('file.bin') as Buffer, 'transfer under garbage');
-          ctx.t.equal(server.proc.exit, undefined, 'the server is still running');
-        } finally {
-          await closeUdp(junk);
-          await relay.close();
-        }
-      } finally {
-        await f.cleanup();
-      }
+      const f = await folders(ctx, { 'file.bin': 4 * MiB });
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      const relay = await relayTo(ctx, server, { delayMs: 5 }, 4);
+      const junk = await udpSocket();
+      ctx.t.teardown(() => closeUdp(junk));
+      const out = path.join(f.local, 'file.bin');
+      const pending = get(ctx, relay.host, relay.port, 'file.bin', out);
+      // Random bytes of many sizes, including header-sized ones, every 5 ms while it runs.
+      let sent = 0;
+      const timer = setInterval(() => {
+        for (const size of [0, 1, 12, 24, 25, 100, 1424, 2000]) junk.send(randomBytes(size), server.port, server.host);
+        sent += 8;
+      }, 5);
+      const run = await pending.finally(() => clearInterval(timer));
+      ctx.t.ok(sent > 0, `${sent} garbage datagrams sent during the transfer`);
+      await checkArrived(ctx, run, out, f.data.get('file.bin') as Buffer, 'transfer under garbage');
+      ctx.t.equal(server.proc.exit, undefined, 'the server is still running');
     },
   },
   {
@@ -220,19 +192,11 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     roles: ['server', 'client'],
     timeoutMs: 90_000,
     async run(ctx) {
-      const f = await folders({ 'a.bin': 2 * MiB, 'b.bin': 3 * MiB });
-      try {
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        const relay = await relayTo(server, impaired(0.05), 2);
-        try {
-          const runs = await Promise.all(['a.bin', 'b.bin'].map((name) => get(ctx, relay.host, relay.port, name, path.join(f.local, name))));
-          for (const [i, name] of ['a.bin', 'b.bin'].entries()) await checkArrived(ctx, runs[i] as ClientRun, path.join(f.local, name), f.data.get(name) as Buffer, `client ${i + 1} (${name})`);
-        } finally {
-          await relay.close();
-        }
-      } finally {
-        await f.cleanup();
-      }
+      const f = await folders(ctx, { 'a.bin': 2 * MiB, 'b.bin': 3 * MiB });
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      const relay = await relayTo(ctx, server, impaired(0.05), 2);
+      const runs = await Promise.all(['a.bin', 'b.bin'].map((name) => get(ctx, relay.host, relay.port, name, path.join(f.local, name))));
+      for (const [i, name] of ['a.bin', 'b.bin'].entries()) await checkArrived(ctx, runs[i] as ClientRun, path.join(f.local, name), f.data.get(name) as Buffer, `client ${i + 1} (${name})`);
     },
   },
   {
@@ -240,18 +204,14 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     title: 'a name outside the served folder is refused with a clear error, and nothing is written',
     roles: ['server', 'client'],
     async run(ctx) {
-      const f = await folders({ 'ok.bin': 10 });
-      try {
-        await writeFile(path.join(path.dirname(f.served), 'secret.txt'), 'secret');
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        for (const name of ['../secret.txt', path.join(path.dirname(f.served), 'secret.txt'), 'missing.bin']) {
-          const out = path.join(f.local, 'out.bin');
-          const run = await get(ctx, server.host, server.port, name, out, [], 30_000);
-          checkCleanFailure(ctx, run, `--get ${name}`);
-          ctx.t.notOk(existsSync(out), `--get ${name}: nothing written`);
-        }
-      } finally {
-        await f.cleanup();
+      const f = await folders(ctx, { 'ok.bin': 10 });
+      await writeFile(path.join(path.dirname(f.served), 'secret.txt'), 'secret');
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      for (const name of ['../secret.txt', path.join(path.dirname(f.served), 'secret.txt'), 'missing.bin']) {
+        const out = path.join(f.local, 'out.bin');
+        const run = await get(ctx, server.host, server.port, name, out, [], 30_000);
+        checkCleanFailure(ctx, run, `--get ${name}`);
+        ctx.t.notOk(existsSync(out), `--get ${name}: nothing written`);
       }
     },
   },
@@ -260,15 +220,11 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     title: 'with --tcp the same 1 MiB file arrives byte-identical over TCP',
     roles: ['server', 'client'],
     async run(ctx) {
-      const f = await folders({ 'mebi.bin': MiB });
-      try {
-        const server = await ctx.server('server', 'udp', ['--dir', f.served]);
-        const out = path.join(f.local, 'mebi.bin');
-        const run = await get(ctx, server.host, server.port, 'mebi.bin', out, ['--tcp']);
-        await checkArrived(ctx, run, out, f.data.get('mebi.bin') as Buffer, '--tcp');
-      } finally {
-        await f.cleanup();
-      }
+      const f = await folders(ctx, { 'mebi.bin': MiB });
+      const server = await ctx.server('server', 'udp', ['--dir', f.served]);
+      const out = path.join(f.local, 'mebi.bin');
+      const run = await get(ctx, server.host, server.port, 'mebi.bin', out, ['--tcp']);
+      await checkArrived(ctx, run, out, f.data.get('mebi.bin') as Buffer, '--tcp');
     },
   },
   {
@@ -280,7 +236,7 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
     timeoutMs: 120_000,
     async run(ctx) {
       // The runner skips this visibly without root, ip or nft (root: true, peers).
-      const f = await folders({ 'four.bin': 4 * MiB });
+      const f = await folders(ctx, { 'four.bin': 4 * MiB });
       const pair = await createNetnsPair();
       try {
         await pair.setLoss('a', 5);
@@ -299,7 +255,6 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
         await server.stop();
       } finally {
         await pair.destroy();
-        await f.cleanup();
       }
     },
   },
