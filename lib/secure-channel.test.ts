@@ -304,3 +304,36 @@ t.test('over loopback: a connection cut inside a frame is reported as truncated'
   const error = await closed;
   t.equal((error as ChannelError | undefined)?.code, 'TRUNCATED', `closed: ${error?.message}`);
 });
+
+t.test('over loopback: after end(), what the peer still sends is never delivered', async (t) => {
+  const { client, server: serverPromise } = await pair(t);
+  const server = await serverPromise;
+  const messages: string[] = [];
+  server.on('message', (m) => messages.push(str(m)));
+  const closed = nextClose(server);
+  server.end();
+  // Sealed and written before the client has seen the server's end: it arrives after end().
+  client.socket.write(client.keys.sealer.seal(text('late login')));
+  await closed;
+  t.same(messages, [], 'the frame that arrived after end() was not delivered');
+  t.notOk(server.send(text('after the end')), 'nothing more can be sent once ended');
+});
+
+t.test('over loopback: a peer that keeps its side open after end() is cut off', async (t) => {
+  const hostKey = nacl.sign.keyPair();
+  let serverSide!: (s: SecureSocket) => void;
+  const serverPromise = new Promise<SecureSocket>((resolve) => (serverSide = resolve));
+  const listener = net.createServer((socket) => void secureServer(socket, hostKey).then(serverSide, () => {}));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => listener.close());
+  // A peer that says hello, then neither reads nor closes its side.
+  const peer = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  peer.on('error', () => {});
+  t.teardown(() => peer.destroy());
+  peer.write(encodeFrame(clientHello().hello));
+  const server = await serverPromise;
+  const closed = nextClose(server);
+  server.end();
+  await closed;
+  t.ok(server.socket.destroyed, 'the server side is destroyed, not left half open');
+});

@@ -315,11 +315,19 @@ export function fingerprint(publicKey: Uint8Array): string {
  * listener the chance to `send()` one last message saying why.
  * Backpressure: `send()` returns false when the socket's buffer is full;
  * wait for `'drain'`.
+ *
+ * `end()` is final: from then on nothing more is delivered or sent, whatever
+ * the peer still writes, and a peer that keeps its side open is cut off
+ * after {@link END_GRACE_MS}.
  */
+/** How long an ended channel waits for the peer to close its side before destroying the socket. */
+export const END_GRACE_MS = 2000;
+
 export class SecureSocket extends EventEmitter<{ message: [Uint8Array]; close: [Error | undefined]; drain: []; broken: [ChannelError] }> {
   readonly socket: net.Socket;
   readonly keys: SessionKeys;
   #closed = false;
+  #ended = false;
 
   constructor(socket: net.Socket, keys: SessionKeys, reader: FrameReader, pending: Uint8Array[]) {
     super();
@@ -329,7 +337,7 @@ export class SecureSocket extends EventEmitter<{ message: [Uint8Array]; close: [
     socket.on('error', (error) => this.#fail(error));
     socket.on('close', () => this.#finish(new Error('Connection closed')));
     const deliver = (body: Uint8Array) => {
-      if (this.#closed) return;
+      if (this.#closed || this.#ended) return;
       let message: Uint8Array;
       try {
         message = keys.opener.open(body);
@@ -344,6 +352,8 @@ export class SecureSocket extends EventEmitter<{ message: [Uint8Array]; close: [
     setImmediate(() => {
       for (const body of pending) deliver(body);
       socket.on('data', (chunk: Buffer) => {
+        // Ended: whatever the peer still sends is not even parsed.
+        if (this.#ended) return;
         let bodies: Uint8Array[];
         try {
           bodies = reader.push(chunk);
@@ -355,7 +365,7 @@ export class SecureSocket extends EventEmitter<{ message: [Uint8Array]; close: [
       });
       socket.on('end', () => {
         try {
-          reader.end();
+          if (!this.#ended) reader.end();
           this.#finish(undefined);
         } catch (error) {
           this.#fail(error as Error);
@@ -367,19 +377,25 @@ export class SecureSocket extends EventEmitter<{ message: [Uint8Array]; close: [
 
   /** Seals and sends one message (at most {@link MAX_PLAINTEXT} bytes). */
   send(message: Uint8Array): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || this.#ended) return false;
     return this.socket.write(this.keys.sealer.seal(message));
   }
 
-  /** Ends the channel cleanly after what was sent has been written. */
+  /**
+   * Ends the channel for good: what was sent is still written, but no
+   * message is delivered or sent from now on. `'close'` follows when the
+   * connection closes, at the latest {@link END_GRACE_MS} later.
+   */
   end(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#ended) return;
+    this.#ended = true;
     this.socket.end();
+    setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
   }
 
-  /** Whether the channel has ended. */
+  /** Whether the channel has ended (closed, or ended by this side): nothing more is delivered or sent. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#ended;
   }
 
   #fail(error: Error): void {
