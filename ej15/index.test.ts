@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { broadcastFor, buildIndex, formatIndexBody, formatIndexHeader, nodeLabel, onSegment, parsePortList, PeerTable, scanFolder } from './index.ts';
+import { broadcastFor, buildIndex, formatIndexBody, formatIndexHeader, nodeLabel, onSegment, parsePortList, PeerTable, ReplayGuard, scanFolder } from './index.ts';
 import type { Hello } from './protocol.ts';
 
 const A = 'aaaaaaaaaaaaaaaa';
@@ -120,4 +120,40 @@ t.test('nodeLabel() and parsePortList()', async (t) => {
   t.same(parsePortList('8000-8005'), [8000, 8001, 8002, 8003, 8004, 8005]);
   t.same(parsePortList('8003,8000-8001,8000'), [8000, 8001, 8003]);
   for (const bad of ['', '8005-8000', '0', '70000', 'a', '1-100']) t.throws(() => parsePortList(bad), { name: 'RangeError' }, `'${bad}' refused`);
+});
+
+t.test('formatIndexBody() escapes C0/C1 controls and bidi overrides in names, so a peer cannot drive the terminal', async (t) => {
+  const hostile = ['csi\u009b31m.txt', 'invoice\u202efdp.exe', 'bell\u0007.txt', 'esc\u001b[2J.txt', 'del\u007f.txt', 'nel\u0085.txt', 'iso\u2066x\u2069.txt', 'ls\u2028.txt'];
+  const body = formatIndexBody(buildIndex([{ label: '10.78.0.2:8000', docs: hostile }]));
+  t.notMatch(body, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/, 'no control or bidi character reaches the output');
+  t.match(body, /^ {2}doc csi\\u\{9b\}31m\.txt: 10\.78\.0\.2:8000$/m, 'U+009B (CSI) printed as \\u{9b}');
+  t.match(body, /^ {2}doc invoice\\u\{202e\}fdp\.exe: /m, 'U+202E (RLO) printed as \\u{202e}');
+  t.match(body, /^ {2}doc esc\\u\{1b\}\[2J\.txt: /m);
+  t.equal(formatIndexBody(buildIndex([{ label: 'x:1', docs: ['a/ñandú.pdf'] }])), '  node x:1 (1 document)\n  doc a/ñandú.pdf: x:1\nend of index\n', 'other Unicode is printed as it is');
+});
+
+t.test('PeerTable keeps at most maxPeers peers; known ones and restarts still get in', async (t) => {
+  const table = new PeerTable(2);
+  table.hello(hello(A, 0, 8000), '10.78.0.2', 0);
+  table.hello(hello(A, 0, 8000), '10.78.0.3', 0);
+  t.notOk(table.admits('10.78.0.4:8000'), 'a third is not admitted');
+  t.throws(() => table.hello(hello(A, 0, 8000), '10.78.0.4', 0), { name: 'RangeError', message: /already 2 nodes, at most 2/ });
+  t.ok(table.admits('10.78.0.2:8000'), 'a known peer is');
+  t.ok(table.hello(hello(B, 0, 8000), '10.78.0.2', 1).joined, 'a restart at a known label joins again');
+  table.expire(100_000, 8000);
+  t.ok(table.admits('10.78.0.4:8000'), 'room again after expiry');
+});
+
+t.test('ReplayGuard refuses a ts outside the window and one not newer than the last from that id', async (t) => {
+  const guard = new ReplayGuard(30_000);
+  const now = 1_700_000_000_000;
+  t.equal(guard.check(A, now - 1000, now), undefined, 'fresh');
+  t.match(guard.check(A, now - 1000, now) ?? '', /not newer than the last one from aaaaaaaaaaaaaaaa \(a replay\)/, 'the same datagram again');
+  t.match(guard.check(A, now - 2000, now) ?? '', /a replay/, 'an older one');
+  t.equal(guard.check(A, now, now), undefined, 'a newer one');
+  t.equal(guard.check(B, now - 1000, now), undefined, 'another id has its own sequence');
+  t.match(guard.check(B, now - 31_000, now + 1) ?? '', /more than 30 s/, 'too old');
+  t.match(guard.check(B, now + 31_000, now) ?? '', /more than 30 s/, 'too far ahead');
+  t.equal(guard.check(A, now + 40_000, now + 40_000), undefined);
+  t.equal(guard.size, 1, 'ids last heard outside the window are forgotten');
 });

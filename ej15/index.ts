@@ -8,7 +8,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Hello } from './protocol.ts';
+import { type Hello, printable, REPLAY_WINDOW_MS } from './protocol.ts';
 
 /** What is known of one peer. */
 export interface Peer {
@@ -36,13 +36,33 @@ export interface HelloOutcome {
   stale: boolean;
 }
 
-/** The peers of one node, keyed by label. Pure state: the caller owns clocks and sockets. */
+/** The most peers a node keeps by default. */
+export const MAX_PEERS = 64;
+
+/**
+ * The peers of one node, keyed by label, at most `maxPeers` of them. Pure
+ * state: the caller owns clocks and sockets.
+ */
 export class PeerTable {
   readonly peers = new Map<string, Peer>();
+  readonly maxPeers: number;
 
-  /** Records a hello received from `address` at `now`. */
+  constructor(maxPeers = MAX_PEERS) {
+    this.maxPeers = maxPeers;
+  }
+
+  /** Whether a hello from `label` would be kept: a known peer always, a new one while the table has room. */
+  admits(label: string): boolean {
+    return this.peers.has(label) || this.peers.size < this.maxPeers;
+  }
+
+  /**
+   * Records a hello received from `address` at `now`. Throws RangeError for
+   * a new peer when the table is full (ask {@link admits} first).
+   */
   hello(message: Hello, address: string, now: number): HelloOutcome {
     const label = nodeLabel(address, message.port);
+    if (!this.admits(label)) throw new RangeError(`Cannot add node ${label}: already ${this.peers.size} nodes, at most ${this.maxPeers}`);
     let peer = this.peers.get(label);
     let joined = false;
     if (!peer || peer.id !== message.id) {
@@ -88,6 +108,38 @@ export class PeerTable {
   /** The peers whose list is known, as index input. */
   known(): NodeDocs[] {
     return [...this.peers.values()].filter((peer) => peer.gen !== undefined).map((peer) => ({ label: peer.label, docs: peer.docs }));
+  }
+}
+
+/**
+ * Refuses replayed keyed datagrams: one whose `ts` is more than `windowMs`
+ * from the receiver's clock, or not newer than the last one accepted from
+ * the same id. Remembers each id for as long as its last `ts` is inside the
+ * window (after that, anything at or before it is refused by the window), so
+ * a peer's own bye cannot be replayed after it rejoins, nor its old hellos
+ * after its bye.
+ */
+export class ReplayGuard {
+  readonly #last = new Map<string, number>();
+  readonly windowMs: number;
+
+  constructor(windowMs = REPLAY_WINDOW_MS) {
+    this.windowMs = windowMs;
+  }
+
+  /** Accepts (and records) `ts` from `id` at `now` (ms of the wall clock): undefined, or why it is refused. */
+  check(id: string, ts: number, now: number): string | undefined {
+    for (const [known, last] of this.#last) if (last < now - this.windowMs) this.#last.delete(known);
+    if (Math.abs(ts - now) > this.windowMs) return `its ts is ${((ts - now) / 1000).toFixed(1)} s from this node's clock, more than ${this.windowMs / 1000} s (a replay, or clocks apart)`;
+    const last = this.#last.get(id);
+    if (last !== undefined && ts <= last) return `its ts is not newer than the last one from ${id} (a replay)`;
+    this.#last.set(id, ts);
+    return undefined;
+  }
+
+  /** How many ids it remembers. */
+  get size(): number {
+    return this.#last.size;
   }
 }
 
@@ -140,11 +192,14 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
  * The index as printed, without its header line:
  * `  node 10.78.0.1:8000 (2 documents)` lines, then
  * `  doc a.txt: 10.78.0.1:8000, 10.78.0.2:8000` lines, then `end of index`.
+ * Names come from peers: their control and bidi characters are escaped
+ * ({@link printable}), so a name cannot move the cursor, recolour or
+ * reorder the terminal.
  */
 export function formatIndexBody(index: Index): string {
   const lines = [
-    ...index.nodes.map(({ label, count }) => `  node ${label} (${plural(count, 'document')})`),
-    ...[...index.docs].map(([doc, holders]) => `  doc ${doc}: ${holders.join(', ')}`),
+    ...index.nodes.map(({ label, count }) => `  node ${printable(label)} (${plural(count, 'document')})`),
+    ...[...index.docs].map(([doc, holders]) => `  doc ${printable(doc)}: ${holders.map(printable).join(', ')}`),
     'end of index',
   ];
   return `${lines.join('\n')}\n`;

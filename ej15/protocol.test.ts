@@ -66,3 +66,55 @@ t.test('decodeList() refuses bad names and wrong shapes', async (t) => {
   t.throws(() => decodeList(JSON.stringify({ ...base, type: 'hello', docs: [] })), { message: /expected type "list"/ });
   t.throws(() => decodeList('{"v":1'), { name: 'SyntaxError', message: /not JSON/ });
 });
+
+t.test('decodeMessage() and decodeList() errors never carry control or bidi characters to the log', async (t) => {
+  const raw = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+  for (const bytes of [
+    enc({ v: 1, type: 'hello', id: '\u009b2J\u202e', port: 8000, gen: 0, count: 0 }),
+    enc({ v: 1, type: '\u009b31m', id, port: 8000 }),
+    enc({ v: '\u202e', type: 'hello', id, port: 8000 }),
+    enc({ v: 1, type: 'hello', id, port: '\u009b', gen: 0, count: 0 }),
+  ]) {
+    try {
+      decodeMessage(bytes);
+      t.fail('decoded');
+    } catch (error) {
+      t.notMatch((error as Error).message, raw, (error as Error).message);
+    }
+  }
+  try {
+    decodeList(JSON.stringify({ v: 1, type: 'list', id, gen: 0, docs: ['bad\u0000\u009b\u202ename'] }));
+    t.fail('decoded');
+  } catch (error) {
+    t.notMatch((error as Error).message, raw, (error as Error).message);
+  }
+});
+
+t.test('with a key, datagrams and lists carry ts and an HMAC-SHA256 mac; without it or with another key they are refused', async (t) => {
+  const key = new TextEncoder().encode('a shared key of 32 bytes, test!!');
+  const other = new TextEncoder().encode('another key, also 32 bytes long!');
+  const hello: Message = { v: 1, type: 'hello', id, port: 8000, gen: 7, count: 12, ts: 1_700_000_000_000 };
+  const bytes = encodeMessage(hello, key);
+  const text = new TextDecoder().decode(bytes);
+  t.match(text, /^\{"v":1,"type":"hello","id":"0123456789abcdef","port":8000,"gen":7,"count":12,"ts":1700000000000,"mac":"[0-9a-f]{64}"\}$/);
+  t.same(decodeMessage(bytes, key), hello, 'decodes with the key, ts included');
+  t.same(encodeMessage(decodeMessage(bytes, key), key), bytes, 'and encodes again to the same bytes');
+  t.same(decodeMessage(bytes), { v: 1, type: 'hello', id, port: 8000, gen: 7, count: 12 }, 'a node without a key reads it as a plain hello');
+  t.throws(() => decodeMessage(bytes, other), { message: /wrong mac/ }, 'another key');
+  t.throws(() => decodeMessage(encodeMessage({ v: 1, type: 'hello', id, port: 8000, gen: 7, count: 12 }), key), { name: 'SyntaxError', message: /no mac/ }, 'no mac');
+  const altered = text.replace('"gen":7', '"gen":8');
+  t.throws(() => decodeMessage(new TextEncoder().encode(altered), key), { message: /wrong mac/ }, 'a field changed after signing');
+  const noTs = text.replace(',"ts":1700000000000', '');
+  t.throws(() => decodeMessage(new TextEncoder().encode(noTs), key), { message: /expected ts|wrong mac/ }, 'ts removed');
+  t.throws(() => encodeMessage({ v: 1, type: 'bye', id, port: 8000 }, key), { name: 'TypeError' }, 'signing needs a ts');
+  for (const type of ['bye', 'query'] as const) {
+    const message: Message = { v: 1, type, id, port: 8001, ts: 5 };
+    t.same(decodeMessage(encodeMessage(message, key), key), message, `${type} round trip with a key`);
+  }
+
+  const list = encodeList({ v: 1, type: 'list', id, gen: 3, ts: 9, docs: ['a.txt', 'b.txt'] }, key);
+  t.same(decodeList(list, key), { v: 1, type: 'list', id, gen: 3, ts: 9, docs: ['a.txt', 'b.txt'] });
+  t.throws(() => decodeList(list, other), { message: /wrong mac/ });
+  t.throws(() => decodeList(list.replace('"b.txt"', '"evil.txt"'), key), { message: /wrong mac/ }, 'a name injected');
+  t.throws(() => decodeList(encodeList({ v: 1, type: 'list', id, gen: 3, docs: ['evil.txt'] }), key), { message: /no mac/ });
+});
