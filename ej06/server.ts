@@ -29,8 +29,8 @@
  *
  * @module
  */
-import { type Stats } from 'node:fs';
-import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { type FileHandle, open, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +121,86 @@ export function parseTargetPath(target: string): TargetPath {
   return { ok: true, segments, trailingSlash: rawPath.endsWith('/'), path: rawPath, query };
 }
 
+/**
+ * Where a folder named without its slash moves: its path with every run of
+ * slashes merged into one, the slash added, the query kept. Merged because
+ * `//images` would otherwise become `//images/`, which a browser reads as a
+ * scheme-relative URL: the host `images`, somewhere else.
+ */
+export function folderLocation(target: { path: string; query: string }): string {
+  return `${target.path.replace(/\/{2,}/g, '/')}/${target.query}`;
+}
+
+/** Whether `real` (an absolute real path) is `root` itself or lies under it. */
+export function isInside(root: string, real: string): boolean {
+  return real === root || real.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+}
+
+/** What {@link openInside} opened and checked, or why it refused. */
+export type Opened = { ok: true; handle: FileHandle; real: string; stats: Stats } | { ok: false; status: 403 | 404; reason?: string };
+
+/**
+ * Read-only; O_NONBLOCK so that opening a named pipe returns at once instead
+ * of holding a thread until a writer comes (reads of regular files ignore
+ * it); O_NOCTTY so that a terminal device never becomes ours.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
+/**
+ * Opens `file` (a path under `realRoot`) and then checks what was opened,
+ * not the path: a path checked first and opened afterwards can be changed
+ * in between (a symlink swapped in for a file or for a folder on the way)
+ * and the open would read outside the root. The descriptor's real path is
+ * asked of the kernel (`/proc/self/fd/N` on Linux; elsewhere `realpath` of
+ * the name, after the open) and trusted only if it names the very file that
+ * is open (same device and inode as `fstat` of the descriptor); it must lie
+ * inside `realRoot`. A symlink is followed wherever it is on the path, and
+ * served only when what it leads to is inside. Anything but a regular file
+ * or a folder (a pipe, a socket, a device) is refused. The caller closes
+ * the handle it gets.
+ */
+export async function openInside(realRoot: string, file: string): Promise<Opened> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, OPEN_FLAGS);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP') return { ok: false, status: 404 };
+    if (code === 'EACCES' || code === 'EPERM') return { ok: false, status: 403, reason: 'permission denied' };
+    if (code === 'ENXIO' || code === 'ENODEV' || code === 'EOPNOTSUPP') return { ok: false, status: 403, reason: 'not a regular file' };
+    throw error;
+  }
+  let refusal: Opened | undefined;
+  try {
+    const stats = await handle.stat();
+    const real = await openedPath(handle, file, stats);
+    if (real === undefined) refusal = { ok: false, status: 403, reason: 'the file changed while it was being opened' };
+    else if (!isInside(realRoot, real)) refusal = { ok: false, status: 403, reason: 'the path leads outside the served folder (a symlink)' };
+    else if (!stats.isFile() && !stats.isDirectory()) refusal = { ok: false, status: 403, reason: 'not a regular file' };
+    else return { ok: true, handle, real, stats };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  await handle.close();
+  return refusal;
+}
+
+/** The real path of an open file, or undefined when no path names that very file (it was swapped or removed meanwhile). */
+async function openedPath(handle: FileHandle, file: string, opened: Stats): Promise<string | undefined> {
+  const names = async (candidate: string | undefined) => {
+    if (candidate === undefined || !path.isAbsolute(candidate)) return false;
+    const now = await stat(candidate).catch(() => undefined);
+    return now !== undefined && now.dev === opened.dev && now.ino === opened.ino;
+  };
+  if (process.platform === 'linux') {
+    const link = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+    if (await names(link)) return link;
+  }
+  const real = await realpath(file).catch(() => undefined);
+  return (await names(real)) ? real : undefined;
+}
+
 /** An HTTP date (IMF-fixdate), e.g. `Tue, 24 Nov 2026 20:15:14 GMT`. */
 export function httpDate(date: Date): string {
   return date.toUTCString();
@@ -159,6 +239,8 @@ interface Resolved {
   status: number;
   file?: string;
   stats?: Stats;
+  /** The open file of a 200, already checked to lie inside the root; whoever gets it closes it. */
+  handle?: FileHandle;
   location?: string;
   reason?: string;
 }
@@ -197,35 +279,21 @@ export async function createStaticServer({
   async function resolve(head: RequestHead): Promise<Resolved> {
     const target = parseTargetPath(head.target);
     if (!target.ok) return { status: 400, reason: target.reason };
-    const candidate = path.join(realRoot, ...target.segments);
-    let real: string;
-    try {
-      real = await realpath(candidate);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return { status: 404 };
-      if (code === 'EACCES') return { status: 403, reason: 'permission denied' };
-      throw error;
-    }
-    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
-      return { status: 403, reason: 'the path leads outside the served folder (a symlink)' };
-    }
-    let stats = await stat(real);
-    let file = real;
+    const first = await openInside(realRoot, path.join(realRoot, ...target.segments));
+    if (!first.ok) return first;
+    let { handle, real, stats } = first;
     if (stats.isDirectory()) {
-      if (!target.trailingSlash) return { status: 301, location: `${target.path}/${target.query}` };
-      file = path.join(real, 'index.html');
-      try {
-        const realIndex = await realpath(file);
-        if (!realIndex.startsWith(realRoot + path.sep)) return { status: 403, reason: 'index.html leads outside the served folder' };
-        stats = await stat(realIndex);
-        file = realIndex;
-      } catch {
+      await handle.close();
+      if (!target.trailingSlash) return { status: 301, location: folderLocation(target) };
+      const index = await openInside(realRoot, path.join(real, 'index.html'));
+      if (!index.ok) return index.status === 403 ? { status: 403, reason: `index.html: ${index.reason}` } : { status: 404 };
+      if (!index.stats.isFile()) {
+        await index.handle.close();
         return { status: 404 };
       }
+      ({ handle, real, stats } = index);
     }
-    if (!stats.isFile()) return { status: 403, reason: 'not a regular file' };
-    return { status: 200, file, stats };
+    return { status: 200, file: real, stats, handle };
   }
 
   class Connection {
@@ -355,13 +423,20 @@ export async function createStaticServer({
         const body = errorPage(301, 'The folder is at', `<p><a href="${escapeHtml(found.location)}">${escapeHtml(found.location)}</a></p>\n`);
         return this.sendPage(head, 301, body, { Location: found.location }, keep);
       }
-      if (found.status !== 200 || !found.file || !found.stats) {
+      if (found.status !== 200 || !found.file || !found.stats || !found.handle) {
+        await found.handle?.close();
         return this.sendPage(head, found.status, errorPage(found.status, found.reason ?? ''), {}, keep && found.status !== 400);
       }
-      return this.sendFile(head, found.file, found.stats, keep);
+      const { handle } = found;
+      try {
+        return await this.sendFile(head, found.file, found.stats, handle, keep);
+      } finally {
+        await handle.close();
+      }
     }
 
-    async sendFile(head: RequestHead, file: string, stats: Stats, keep: boolean): Promise<boolean> {
+    /** Sends the file already opened (and checked) as `handle`; the caller closes it. */
+    async sendFile(head: RequestHead, file: string, stats: Stats, handle: FileHandle, keep: boolean): Promise<boolean> {
       const modified = Math.floor(stats.mtimeMs / 1000);
       const headers = new HeaderList({ 'Last-Modified': httpDate(new Date(modified * 1000)) });
       const since = head.headers.get('if-modified-since');
@@ -380,8 +455,7 @@ export async function createStaticServer({
         this.logLine(head, 200, 0);
         return keep;
       }
-      const handle = await open(file, 'r');
-      try {
+      {
         if (stats.size <= SMALL_FILE) {
           const body = Buffer.alloc(stats.size);
           const { bytesRead } = await handle.read(body, 0, stats.size, 0);
@@ -403,8 +477,6 @@ export async function createStaticServer({
             await this.send(Buffer.from(buffer.subarray(0, bytesRead)));
           }
         }
-      } finally {
-        await handle.close();
       }
       this.logLine(head, 200, stats.size);
       return keep;
