@@ -5,15 +5,17 @@
  * the client's commands as the master runs them.
  *
  * Confinement has two layers. A wire path is checked by
- * {@link checkWirePath} (no `..`, no absolute path), and {@link resolveIn}
- * then refuses a path that goes through a symbolic link, so that a link
- * planted in a root cannot lead outside it. Symbolic links are neither
+ * {@link checkWirePath} (no `..`, no absolute path, no NUL), and every
+ * operation on disk then goes through `confined.ts`, which opens each
+ * component relative to its parent's descriptor with `O_NOFOLLOW` and checks
+ * what it actually opened, so that neither a link planted in a root nor one
+ * swapped in mid-operation leads outside it. Symbolic links are neither
  * followed, listed nor replicated.
  *
  * @module
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
   AGREGAR_ARCHIVO,
@@ -24,6 +26,7 @@ import {
   MODIFICAR_ARCHIVO,
   PathError,
 } from './protocol.ts';
+import { checkConfinementSupport, kindOf, listIn, mkdirIn, readFileIn, removeIn, renameIn, TreeError, walkIn, writeFileIn } from './confined.ts';
 
 /** A file or directory of the tree, by wire path; `sha256` for files. */
 export interface Entry {
@@ -60,6 +63,9 @@ async function lstatOrUndefined(p: string) {
  * The absolute path of wire path `wire` under `root`, after checking it with
  * {@link checkWirePath} and that none of its existing components is a
  * symbolic link (a {@link PathError} otherwise). `root` must be a real path.
+ * A check by name, for callers that want the path; the operations below do
+ * not open what it returns (that would race with a link swapped in after the
+ * check) but go through `confined.ts`.
  */
 export async function resolveIn(root: string, wire: string): Promise<string> {
   const { path: bare } = checkWirePath(wire);
@@ -87,22 +93,7 @@ export function sha256(data: Uint8Array): string {
  * not part of the synchronised tree.
  */
 export async function manifest(root: string): Promise<Entry[]> {
-  const entries: Entry[] = [];
-  const walk = async (dir: string, prefix: string) => {
-    const names = (await readdir(dir, { withFileTypes: true })).map((d) => d.name).sort();
-    for (const name of names) {
-      const wire = prefix === '' ? name : `${prefix}/${name}`;
-      const full = path.join(dir, name);
-      const st = await lstatOrUndefined(full);
-      if (st?.isDirectory()) {
-        entries.push({ path: wire, type: 'dir' });
-        await walk(full, wire);
-      } else if (st?.isFile()) {
-        entries.push({ path: wire, type: 'file', sha256: sha256(await readFile(full)) });
-      }
-    }
-  };
-  await walk(root, '');
+  const entries: Entry[] = (await walkIn(root, '', sha256)).map((e) => (e.type === 'file' ? { path: e.path, type: 'file', sha256: e.value as string } : { path: e.path, type: 'dir' }));
   return entries.sort((a, b) => compare(a.path, b.path));
 }
 
@@ -176,37 +167,25 @@ export function diff(master: readonly Entry[], replica: readonly Entry[]): Chang
  * Idempotent, so a change received twice does no harm.
  */
 export async function applyChange(root: string, change: Change): Promise<void> {
-  const target = await resolveIn(root, change.path);
   const { path: bare, dir } = checkWirePath(change.path);
   if (bare === '') throw new PathError('the shared directory itself cannot be added or removed');
+  // Refuses a path through a link (or a link itself) before anything changes.
+  const existing = await kindOf(root, bare);
   if (change.action === ELIMINAR_ARCHIVO) {
-    await rm(target, { recursive: true, force: true });
+    await removeIn(root, bare);
     return;
   }
   if (change.action !== AGREGAR_ARCHIVO && change.action !== MODIFICAR_ARCHIVO) throw new TypeError(`Cannot apply action ${change.action}: not a file action`);
   if (dir) {
-    const st = await lstatOrUndefined(target);
-    if (st && !st.isDirectory()) await rm(target, { force: true });
-    await mkdir(target, { recursive: true });
+    if (existing === 'dir') return;
+    if (existing !== undefined) await removeIn(root, bare);
+    await mkdirIn(root, bare, { parents: 'replace' }).catch((error: unknown) => {
+      if (!(error instanceof TreeError && error.code === 'EEXIST')) throw error;
+    });
     return;
   }
-  await ensureParents(root, bare);
-  const st = await lstatOrUndefined(target);
-  if (st && !st.isFile()) await rm(target, { recursive: true, force: true });
-  await writeFile(target, change.data ?? new Uint8Array(0));
-}
-
-/** Makes the parent directories of `bare`, replacing files in the way, never going through a link. */
-async function ensureParents(root: string, bare: string): Promise<void> {
-  const parts = bare.split('/').slice(0, -1);
-  let at = root;
-  for (const part of parts) {
-    at = path.join(at, part);
-    const st = await lstatOrUndefined(at);
-    if (st?.isDirectory()) continue;
-    if (st) await rm(at, { recursive: true, force: true });
-    await mkdir(at);
-  }
+  if (existing === 'dir' || existing === 'other') await removeIn(root, bare);
+  await writeFileIn(root, bare, change.data ?? new Uint8Array(0), { parents: 'replace' });
 }
 
 // ---------------------------------------------------------------------------
@@ -224,19 +203,16 @@ export interface Outcome {
 const NOTHING = new Uint8Array(0);
 const encoder = new TextEncoder();
 
-async function kind(root: string, wire: string): Promise<{ full: string; type: 'dir' | 'file' | 'other' | undefined }> {
-  const full = await resolveIn(root, wire);
-  const st = await lstatOrUndefined(full);
-  return { full, type: st === undefined ? undefined : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
+async function kind(root: string, wire: string): Promise<{ type: 'dir' | 'file' | 'other' | undefined }> {
+  return { type: await kindOf(root, checkWirePath(wire).path) };
 }
 
-async function need(root: string, wire: string, type?: 'dir' | 'file'): Promise<string> {
+async function need(root: string, wire: string, type?: 'dir' | 'file'): Promise<void> {
   const k = await kind(root, wire);
   if (k.type === undefined) throw new CommandError(`${displayPath(wire)}: No such file or directory`);
   if (type === 'dir' && k.type !== 'dir') throw new CommandError(`${displayPath(wire)}: Not a directory`);
   if (type === 'file' && k.type === 'dir') throw new CommandError(`${displayPath(wire)}: Is a directory`);
   if (type === 'file' && k.type !== 'file') throw new CommandError(`${displayPath(wire)}: not a regular file`);
-  return k.full;
 }
 
 const parentOf = (wire: string) => wire.split('/').slice(0, -1).join('/');
@@ -252,13 +228,11 @@ async function destination(root: string, src: string, dst: string): Promise<stri
 
 /** The changes that create the whole subtree at `wire` on a replica (a directory and everything in it). */
 async function creationOf(root: string, wire: string): Promise<Change[]> {
-  const full = await resolveIn(root, wire);
-  const st = await lstat(full);
-  if (st.isFile()) return [{ action: AGREGAR_ARCHIVO, path: wire, data: await readFile(full) }];
+  if ((await kindOf(root, wire)) === 'file') return [{ action: AGREGAR_ARCHIVO, path: wire, data: await readFileIn(root, wire) }];
   const changes: Change[] = [{ action: AGREGAR_ARCHIVO, path: `${wire}/` }];
-  for (const e of await manifest(full)) {
+  for (const e of await walkIn(root, wire, (data) => data)) {
     const p = `${wire}/${e.path}`;
-    changes.push(e.type === 'dir' ? { action: AGREGAR_ARCHIVO, path: `${p}/` } : { action: AGREGAR_ARCHIVO, path: p, data: await readFile(path.join(full, e.path)) });
+    changes.push(e.type === 'dir' ? { action: AGREGAR_ARCHIVO, path: `${p}/` } : { action: AGREGAR_ARCHIVO, path: p, data: e.value as Uint8Array });
   }
   return changes;
 }
@@ -272,7 +246,7 @@ export async function putFile(root: string, wire: string, data: Uint8Array): Pro
   const k = await kind(root, bare);
   if (k.type === 'dir') throw new CommandError(`${displayPath(bare)}: Is a directory`);
   if (k.type === 'other') throw new CommandError(`${displayPath(bare)}: not a regular file`);
-  await writeFile(k.full, data);
+  await writeFileIn(root, bare, data);
   return { output: NOTHING, changes: [{ action: k.type === 'file' ? MODIFICAR_ARCHIVO : AGREGAR_ARCHIVO, path: bare, data }] };
 }
 
@@ -298,11 +272,7 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
       const k = await kind(root, target);
       if (k.type === undefined) throw new CommandError(`${displayPath(target)}: No such file or directory`);
       if (k.type !== 'dir') return { output: encoder.encode(`${baseName(target)}\n`), changes: [] };
-      const lines: string[] = [];
-      for (const d of (await readdir(k.full, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        if (d.isDirectory()) lines.push(`${d.name}/`);
-        else if (d.isFile()) lines.push(d.name);
-      }
+      const lines = (await listIn(root, target)).map((d) => (d.type === 'dir' ? `${d.name}/` : d.name));
       return { output: encoder.encode(lines.map((l) => `${l}\n`).join('')), changes: [] };
     }
     case 'cd':
@@ -312,8 +282,8 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
     case 'cat':
     case 'get': {
       arity(1);
-      const full = await need(root, args[0] as string, 'file');
-      return { output: await readFile(full), changes: [] };
+      await need(root, args[0] as string, 'file');
+      return { output: await readFileIn(root, args[0] as string), changes: [] };
     }
     case 'mkdir': {
       arity(1);
@@ -332,13 +302,13 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
           const pk = await kind(root, p);
           if (pk.type === 'dir') continue;
           if (pk.type !== undefined) throw new CommandError(`${displayPath(p)}: Not a directory`);
-          await mkdir(pk.full);
+          await mkdirIn(root, p);
           changes.push({ action: AGREGAR_ARCHIVO, path: `${p}/` });
         }
         return { output: NOTHING, changes };
       }
       await need(root, parentOf(wire), 'dir');
-      await mkdir(k.full);
+      await mkdirIn(root, wire);
       return { output: NOTHING, changes: [{ action: AGREGAR_ARCHIVO, path: `${wire}/` }] };
     }
     case 'rm': {
@@ -348,13 +318,14 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
       const k = await kind(root, wire);
       if (k.type === undefined) throw new CommandError(`${displayPath(wire)}: No such file or directory`);
       if (k.type === 'dir' && !flags.has('-r')) throw new CommandError(`${displayPath(wire)}: Is a directory (use rm -r)`);
-      await rm(k.full, { recursive: true, force: true });
+      await removeIn(root, wire);
       return { output: NOTHING, changes: [{ action: ELIMINAR_ARCHIVO, path: k.type === 'dir' ? `${wire}/` : wire }] };
     }
     case 'cp': {
       arity(2);
       const [src, dst] = args as [string, string];
-      const data = await readFile(await need(root, src, 'file'));
+      await need(root, src, 'file');
+      const data = await readFileIn(root, src);
       const to = await destination(root, src, dst);
       if (to === src) throw new CommandError(`${displayPath(src)} and ${displayPath(to)} are the same file`);
       return putFile(root, to, data);
@@ -363,15 +334,15 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
       arity(2);
       const [src, dst] = args as [string, string];
       if (src === '') throw new CommandError('refusing to move the shared directory itself');
-      const from = await need(root, src);
+      await need(root, src);
       const to = await destination(root, src, dst);
       if (to === src) throw new CommandError(`${displayPath(src)} and ${displayPath(to)} are the same file`);
       if (to.startsWith(`${src}/`)) throw new CommandError(`cannot move ${displayPath(src)} into itself`);
       const toKind = await kind(root, to);
-      const srcIsDir = (await lstat(from)).isDirectory();
+      const srcIsDir = (await kindOf(root, src)) === 'dir';
       if (toKind.type === 'dir') throw new CommandError(`${displayPath(to)}: Is a directory`);
       if (srcIsDir && toKind.type !== undefined) throw new CommandError(`${displayPath(to)}: File exists`);
-      await rename(from, toKind.full);
+      await renameIn(root, src, to);
       const created = await creationOf(root, to);
       if (!srcIsDir && toKind.type === 'file') for (const c of created) c.action = MODIFICAR_ARCHIVO;
       return { output: NOTHING, changes: [...created, { action: ELIMINAR_ARCHIVO, path: srcIsDir ? `${src}/` : src }] };
@@ -388,10 +359,12 @@ export async function runCommand(root: string, argv: readonly string[]): Promise
  */
 export async function readChangeData(root: string, change: Change): Promise<Uint8Array | undefined | null> {
   if (change.action === ELIMINAR_ARCHIVO || change.path.endsWith('/')) return undefined;
-  const full = await resolveIn(root, change.path);
-  const st = await lstatOrUndefined(full);
-  if (!st?.isFile()) return null;
-  return readFile(full);
+  try {
+    return await readFileIn(root, checkWirePath(change.path).path);
+  } catch (error) {
+    if (error instanceof TreeError) return null;
+    throw error;
+  }
 }
 
 /**
@@ -402,7 +375,7 @@ export async function openRoot(dir: string): Promise<string> {
   try {
     await mkdir(dir, { recursive: true });
     const root = await realpath(dir);
-    await resolveIn(root, '');
+    await checkConfinementSupport(root);
     return root;
   } catch (error) {
     throw new RangeError(`cannot use --root ${dir}: ${(error as Error).message}`);
