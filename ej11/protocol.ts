@@ -140,6 +140,18 @@ export function readSize(data: Uint8Array): number {
   return Number(size);
 }
 
+/**
+ * `text` as UTF-8, cut at a character boundary to at most `max` bytes (an
+ * error message that quotes a client's name must still fit one packet).
+ */
+export function encodeText(text: string, max: number): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--; // not inside a multi-byte character
+  return bytes.subarray(0, end);
+}
+
 /** Decodes a file name, refusing invalid UTF-8. */
 export function decodeName(data: Uint8Array): string {
   try {

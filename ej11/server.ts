@@ -20,15 +20,16 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, readSync, statSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { bindUdp, closeGracefully, listenTcp, onShutdown, readyLine, trackConnections, udpType } from '../lib/server.ts';
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
-import { BadNameError, formatBytes, parseCc, resolveInside } from './files.ts';
-import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, Flag, MAX_DATA, type Packet, Type } from './protocol.ts';
+import { drained } from '../lib/http.ts';
+import { BadNameError, createInside, formatBytes, openInside, parseCc, type Upload } from './files.ts';
+import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, encodeText, Flag, MAX_DATA, type Packet, Type } from './protocol.ts';
 import { encodeError, Op, readSize64, SocketReader } from './tcp.ts';
 import { type CongestionControl, Connection, type Message } from './transport.ts';
 
@@ -58,12 +59,14 @@ interface Session {
   cleanup(): void;
 }
 
+/** What a client is told about `error`: the reason, never a path of the server's. */
 function errorText(error: unknown): string {
-  if (error instanceof BadNameError) return error.message;
+  if (error instanceof BadNameError || error instanceof SyntaxError || error instanceof RangeError) return error.message;
   const e = error as NodeJS.ErrnoException;
   if (e.code === 'ENOENT') return 'no such file';
   if (e.code === 'EISDIR') return 'is a folder, not a file';
   if (e.code === 'EACCES') return 'permission denied';
+  if (e.code) return `server error: ${e.code}`;
   return e.message ?? String(error);
 }
 
@@ -81,7 +84,7 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
   const open = (first: Packet, port: number, address: string, key: string): Session => {
     const who = `${formatAddress(address, port)}#${first.connection.toString(16)}`;
     let fd: number | undefined;
-    let tempPath: string | undefined;
+    let upload: Upload | undefined;
     let finished = false;
     let lingering: ReturnType<typeof setTimeout> | undefined;
     const hash: Hash = createHash('sha256');
@@ -91,14 +94,17 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
     let finQueued = false;
     let peerFin = false;
 
+    const release = () => {
+      if (upload) upload.discard();
+      else if (fd !== undefined) closeSync(fd);
+      upload = undefined;
+      fd = undefined;
+    };
     const cleanup = () => {
       conn.close();
       clearTimeout(lingering);
-      if (fd !== undefined) closeSync(fd);
-      fd = undefined;
-      if (tempPath) rmSync(tempPath, { force: true });
-      tempPath = undefined;
       sessions.delete(key);
+      release();
     };
     const finish = (ok: boolean, message: string) => {
       if (finished) return;
@@ -106,26 +112,29 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       if (ok) counters.completed++;
       else counters.failed++;
       log(`${who} ${message}`);
-      if (fd !== undefined) closeSync(fd);
-      fd = undefined;
+      release();
       // Stay a while to acknowledge the client's last packets again if our acks were lost.
       lingering = setTimeout(cleanup, lingerMs);
       lingering.unref?.();
     };
     const fail = (message: string) => {
-      conn.send(Type.ERROR, new TextEncoder().encode(message));
-      if (tempPath) rmSync(tempPath, { force: true });
-      tempPath = undefined;
-      finish(false, `refused: ${message}`);
+      // The message may quote a name that filled a packet: it is cut to fit one.
+      conn.send(Type.ERROR, encodeText(message, MAX_DATA));
+      finish(false, `refused: ${message.slice(0, 300)}`);
     };
 
     let mode: 'get' | 'put' | undefined;
-    let putTarget = '';
     const pull = (): Message | undefined => {
       if (mode !== 'get' || fd === undefined || finQueued) return undefined;
       if (offset < size) {
         const chunk = new Uint8Array(Math.min(MAX_DATA, size - offset));
-        const n = readSync(fd, chunk, 0, chunk.length, offset);
+        let n: number;
+        try {
+          n = readSync(fd, chunk, 0, chunk.length, offset);
+        } catch (error) {
+          fail(errorText(error));
+          return undefined;
+        }
         if (n <= 0) {
           fail('the file shrank while being sent');
           return undefined;
@@ -145,11 +154,9 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
         switch (message.type) {
           case Type.GET: {
             const name = decodeName(message.data);
-            const path = resolveInside(dir, name);
-            fd = openSync(path, 'r');
-            const stat = fstatSync(fd);
-            if (!stat.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
-            size = stat.size;
+            const file = openInside(dir, name);
+            fd = file.fd;
+            size = file.size;
             mode = 'get';
             log(`${who} GET ${name} (${formatBytes(size)})`);
             conn.send(Type.OK, encodeSize(size));
@@ -157,11 +164,9 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
           }
           case Type.PUT: {
             const put = decodePut(message.data);
-            putTarget = resolveInside(dir, put.name, { forWrite: true });
-            if (statSync(putTarget, { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error('x'), { code: 'EISDIR' });
             size = put.size;
-            tempPath = `${putTarget}.part-${first.connection.toString(16)}`;
-            fd = openSync(tempPath, 'w');
+            upload = createInside(dir, put.name);
+            fd = upload.fd;
             mode = 'put';
             log(`${who} PUT ${put.name} (${formatBytes(size)})`);
             conn.send(Type.OK, encodeSize(size));
@@ -182,10 +187,9 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
               const theirs = Buffer.from(message.data).toString('hex');
               if (offset !== size) return fail(`received ${offset} of ${size} bytes`);
               if (Buffer.from(digest).toString('hex') !== theirs) return fail('SHA-256 mismatch: the file arrived damaged');
-              if (fd !== undefined) closeSync(fd);
+              upload?.commit();
+              upload = undefined;
               fd = undefined;
-              renameSync(tempPath as string, putTarget);
-              tempPath = undefined;
               conn.send(Type.FIN, digest);
               finQueued = true;
             } else if (mode === 'get') {
@@ -232,7 +236,7 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
     return { conn, cleanup };
   };
 
-  socket.on('message', (datagram, from) => {
+  const onDatagram = (datagram: Buffer, from: dgram.RemoteInfo) => {
     let packet: Packet;
     try {
       packet = decodePacket(datagram);
@@ -261,6 +265,21 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       return;
     }
     session.conn.receive(packet);
+  };
+  // The handler is an error boundary: whatever one peer's packet makes go wrong ends that
+  // peer's transfer, never the server.
+  socket.on('message', (datagram, from) => {
+    try {
+      onDatagram(datagram, from);
+    } catch (error) {
+      log(`${formatAddress(from.address, from.port)} dropped after an error: ${(error as Error).message?.slice(0, 300)}`);
+      try {
+        const connection = datagram.length >= 20 ? datagram.readUInt32BE(16) : -1;
+        sessions.get(`${from.address}|${from.port}|${connection}`)?.cleanup();
+      } catch {
+        // Nothing more to undo.
+      }
+    }
   });
   socket.on('error', (error) => log(`socket error: ${error.message}`));
   return {
@@ -271,23 +290,28 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
   };
 }
 
-/** Serves `dir` over TCP (the comparison): one request per connection. */
-export function serveTcp(server: net.Server, { dir, log = silent }: ServerOptions): void {
+/**
+ * Serves `dir` over TCP (the comparison): one request per connection. A
+ * client that stops reading is dropped after `idleTimeoutMs` without
+ * progress; one that resets ends its transfer at once, and its file is closed.
+ */
+export function serveTcp(server: net.Server, { dir, log = silent, idleTimeoutMs = 10_000 }: ServerOptions): void {
   server.on('connection', (socket) => {
     const who = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
     const reader = new SocketReader(socket);
     socket.on('error', () => {});
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     void (async () => {
       let fd: number | undefined;
-      let temp: string | undefined;
+      let upload: Upload | undefined;
       try {
         const op = (await reader.read(1))[0];
         const nameLength = (await reader.read(2)).readUInt16BE(0);
         const name = decodeName(await reader.read(nameLength));
         if (op === Op.GET) {
-          const file = resolveInside(dir, name);
-          fd = openSync(file, 'r');
-          const size = fstatSync(fd).size;
+          const file = openInside(dir, name);
+          fd = file.fd;
+          const size = file.size;
           log(`${who} tcp GET ${name} (${formatBytes(size)})`);
           const head = Buffer.alloc(9);
           head.writeBigUInt64BE(BigInt(size), 1);
@@ -299,38 +323,38 @@ export function serveTcp(server: net.Server, { dir, log = silent }: ServerOption
             if (n <= 0) throw new Error('the file shrank while being sent');
             offset += n;
             hash.update(chunk.subarray(0, n));
-            if (!socket.write(chunk.subarray(0, n))) await new Promise((resolve) => socket.once('drain', resolve));
+            // Wait for room, or for the end of a client that reset or went silent (drained() resolves on close too).
+            if (!socket.write(chunk.subarray(0, n))) await drained(socket);
+            if (socket.destroyed) {
+              log(`${who} tcp GET ${name}: the client went away after ${formatBytes(offset)}`);
+              return;
+            }
           }
           socket.end(hash.digest());
         } else if (op === Op.PUT) {
           const size = await readSize64(reader);
-          const target = resolveInside(dir, name, { forWrite: true });
-          temp = `${target}.part-tcp-${socket.remotePort ?? 0}`;
-          fd = openSync(temp, 'w');
+          upload = createInside(dir, name);
           log(`${who} tcp PUT ${name} (${formatBytes(size)})`);
           const hash = createHash('sha256');
           for (let offset = 0; offset < size; ) {
             const chunk = await reader.readSome(Math.min(1 << 20, size - offset));
-            writeSync(fd, chunk, 0, chunk.length, offset);
+            writeSync(upload.fd, chunk, 0, chunk.length, offset);
             hash.update(chunk);
             offset += chunk.length;
           }
           const theirs = await reader.read(32);
           if (!hash.digest().equals(theirs)) throw new Error('SHA-256 mismatch: the file arrived damaged');
-          closeSync(fd);
-          fd = undefined;
-          renameSync(temp, target);
-          temp = undefined;
+          upload.commit();
           socket.end(Buffer.from([0]));
         } else {
           throw new Error(`unknown request ${op}`);
         }
       } catch (error) {
-        log(`${who} tcp refused: ${errorText(error)}`);
+        log(`${who} tcp refused: ${errorText(error).slice(0, 300)}`);
         if (!socket.destroyed) socket.end(encodeError(errorText(error)));
       } finally {
         if (fd !== undefined) closeSync(fd);
-        if (temp) rmSync(temp, { force: true });
+        upload?.discard();
       }
     })();
   });
