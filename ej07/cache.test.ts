@@ -15,6 +15,7 @@ import {
   mergeNotModified,
   parseCacheControl,
   storable,
+  varyValues,
   type EntryMeta,
 } from './cache.ts';
 
@@ -222,4 +223,52 @@ t.test('a lookup right after put() waits for the write (settled)', async (t) => 
   t.equal(store.lookup('http://h/now', new HeaderList()), undefined, 'not there synchronously');
   await store.settled('http://h/now');
   t.ok(store.lookup('http://h/now', new HeaderList()), 'there once settled');
+});
+
+t.test('storable() refuses a response that sets a cookie (as nginx does unless told)', async (t) => {
+  const none = new HeaderList();
+  const verdict = storable('GET', none, 200, h({ 'Cache-Control': 'public, max-age=600', 'Set-Cookie': 'session=alice' }));
+  t.same(verdict, { ok: false, reason: 'the response sets a cookie (Set-Cookie)' }, 'even public with a lifetime');
+  t.equal(storable('GET', none, 200, h({ 'Cache-Control': 's-maxage=600', 'set-cookie2': 'a=1' })).ok, false, 'Set-Cookie2 too');
+});
+
+t.test('CacheStore never stores a Set-Cookie, and drops one an older version left on disk', async (t) => {
+  const dir = await tempDir(t);
+  const store = await CacheStore.open({ dir });
+  const withCookie = { ...meta('http://h/c'), headers: [['Cache-Control', 'max-age=60'], ['Set-Cookie', 'session=alice']] as [string, string][] };
+  t.equal(await store.put(withCookie, Buffer.from('x')), false, 'put() refuses headers with Set-Cookie');
+  t.equal(store.size, 0, 'nothing stored');
+  // An entry file as the version before this one wrote it.
+  const body = Buffer.from('old');
+  const { createHash } = await import('node:crypto');
+  const full: EntryMeta = { ...withCookie, bodyLength: body.length, bodySha256: createHash('sha256').update(body).digest('hex') };
+  await writeFile(path.join(dir, entryFileName(full.key)), encodeEntry(full, body));
+  const logs: string[] = [];
+  const reopened = await CacheStore.open({ dir, log: (m) => logs.push(m) });
+  t.equal(reopened.size, 0, 'the planted entry is not loaded');
+  t.match(logs.join('\n'), /Set-Cookie/, 'and the log says why');
+  t.same(await readdir(dir), [], 'its file is deleted');
+});
+
+t.test('CacheStore.refresh() after a 304 keeps no Set-Cookie the 304 carried', async (t) => {
+  const store = await CacheStore.open({ dir: await tempDir(t) });
+  await store.put(meta('http://h/r'), Buffer.from('body'));
+  const entry = store.lookup('http://h/r', new HeaderList())!;
+  const merged = mergeNotModified(entry.headers, h({ 'Cache-Control': 'max-age=120', 'Set-Cookie': 'session=bob' }));
+  const refreshed = await store.refresh(entry, merged, NOW + 1000, NOW + 1000);
+  t.ok(refreshed, 'the entry is refreshed');
+  t.equal(refreshed?.headers.get('cache-control'), 'max-age=120', 'with the new lifetime');
+  t.notOk(refreshed?.headers.has('set-cookie'), 'without the cookie meant for the client that revalidated');
+});
+
+t.test('varyValues() and lookup() key on the forwarded request: a field Connection names counts as absent', async (t) => {
+  const response = h({ Vary: 'Accept-Language', 'Cache-Control': 'max-age=60' });
+  // The attacker's request: the proxy forwards it without Accept-Language.
+  const attacker = h({ 'Accept-Language': 'xx', Connection: 'Accept-Language' });
+  t.same(varyValues(response, attacker), { 'accept-language': '' }, 'stored as the variant for no Accept-Language');
+  const store = await CacheStore.open({ dir: await tempDir(t) });
+  await store.put({ ...meta('http://h/v'), vary: varyValues(response, attacker) }, Buffer.from('default variant'));
+  t.equal(store.lookup('http://h/v', h({ 'Accept-Language': 'xx' })), undefined, 'a client that sends Accept-Language: xx does not get it');
+  t.ok(store.lookup('http://h/v', new HeaderList()), 'a client that sends none does');
+  t.ok(store.lookup('http://h/v', h({ 'Accept-Language': 'fr', Connection: 'keep-alive, accept-language' })), 'and so does one whose Accept-Language is not forwarded either');
 });

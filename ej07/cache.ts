@@ -23,7 +23,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { HeaderList, listTokens } from '../lib/http.ts';
+import { HeaderList, listTokens, withoutHopByHop } from '../lib/http.ts';
 
 /** The first line of every entry file; another version of the format is ignored. */
 export const ENTRY_MAGIC = 'EJ07-CACHE-ENTRY 1\n';
@@ -33,6 +33,19 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_OBJECT_BYTES = 8 * 1024 * 1024;
 /** Heuristic freshness (RFC 9111 §4.2.2) never exceeds a day. */
 export const MAX_HEURISTIC_MS = 24 * 3600 * 1000;
+
+/**
+ * Fields that set a cookie. A response carrying one is never stored (as
+ * nginx's proxy_cache does unless told otherwise): it was meant for one
+ * user, and a HIT would hand it to the next.
+ */
+export const COOKIE_FIELDS: readonly string[] = ['set-cookie', 'set-cookie2'];
+
+/** Whether `headers` hold a field of {@link COOKIE_FIELDS}. */
+export function setsCookie(headers: HeaderList | Iterable<readonly [string, string]>): boolean {
+  for (const [name] of headers) if (COOKIE_FIELDS.includes(name.toLowerCase())) return true;
+  return false;
+}
 
 /** Cache-Control directives, lower-cased names; a directive without a value maps to `''`. */
 export type Directives = Map<string, string>;
@@ -75,8 +88,9 @@ export type Storability = { ok: true } | { ok: false; reason: string };
  * Whether a shared cache may store this response to this request (RFC 9111
  * §3): only GET and 200, no `no-store` on either side, not `private`, not a
  * request with Authorization (unless the response says `public` or
- * `s-maxage`), not `Vary: *`, and with some way to be fresh or revalidated
- * (an explicit lifetime, a validator, or Last-Modified for a heuristic).
+ * `s-maxage`), not `Vary: *`, not a response that sets a cookie, and with
+ * some way to be fresh or revalidated (an explicit lifetime, a validator, or
+ * Last-Modified for a heuristic).
  */
 export function storable(method: string, requestHeaders: HeaderList, status: number, responseHeaders: HeaderList): Storability {
   const no = (reason: string): Storability => ({ ok: false, reason });
@@ -91,6 +105,7 @@ export function storable(method: string, requestHeaders: HeaderList, status: num
     return no('the request carries Authorization');
   }
   if (listTokens(responseHeaders.get('vary')).includes('*')) return no('Vary: *');
+  if (setsCookie(responseHeaders)) return no('the response sets a cookie (Set-Cookie)');
   const explicit = deltaSeconds(res, 's-maxage') !== undefined || deltaSeconds(res, 'max-age') !== undefined || responseHeaders.has('expires');
   const validator = responseHeaders.has('etag') || responseHeaders.has('last-modified');
   if (!explicit && !validator && !res.has('public')) return no('no lifetime and no validator');
@@ -311,6 +326,8 @@ export class CacheStore {
         const bytes = await readFile(file);
         const { meta } = decodeEntry(bytes);
         if (entryFileName(meta.key) !== name) throw new CorruptEntryError('Cannot read cache entry: its name does not match its key');
+        // Written by a version that stored cookies: serving it would replay one user's cookie to others.
+        if (setsCookie(meta.headers)) throw new CorruptEntryError('Cannot use cache entry: it stores a Set-Cookie field');
         found.push({ entry: toEntry(meta, file, bytes.length), used: (await stat(file)).mtimeMs });
       } catch (error) {
         store.#log(`ignoring cache file ${name}: ${error instanceof Error ? error.message : String(error)}`);
@@ -341,11 +358,16 @@ export class CacheStore {
     return [...this.#entries.keys()].sort((a, b) => this.#usedAt(a) - this.#usedAt(b));
   }
 
-  /** The entry for `key` whose Vary fields match the request's, if any (not counted as a use). */
+  /**
+   * The entry for `key` whose Vary fields match the request's, if any (not
+   * counted as a use). The request is compared as it would be forwarded
+   * (see {@link varyValues}): a field its Connection names counts as absent.
+   */
   lookup(key: string, requestHeaders: HeaderList): Entry | undefined {
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
-    for (const [name, value] of Object.entries(entry.vary)) if ((requestHeaders.get(name) ?? '') !== value) return undefined;
+    const forwarded = withoutHopByHop(requestHeaders);
+    for (const [name, value] of Object.entries(entry.vary)) if ((forwarded.get(name) ?? '') !== value) return undefined;
     return entry;
   }
 
@@ -372,7 +394,8 @@ export class CacheStore {
   /**
    * Stores a response (atomically: temporary file, then rename) and evicts
    * least recently used entries until the budget holds. Returns false (and
-   * stores nothing) for a body over the per-object limit.
+   * stores nothing) for a body over the per-object limit, or for headers
+   * that set a cookie.
    */
   put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array): Promise<boolean> {
     // Registered before the first await, so that a lookup made right after sees it.
@@ -393,7 +416,7 @@ export class CacheStore {
   }
 
   async #put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array, usedAt: number): Promise<boolean> {
-    if (body.length > this.maxObjectBytes) return false;
+    if (body.length > this.maxObjectBytes || setsCookie(meta.headers)) return false;
     const full: EntryMeta = { ...meta, bodyLength: body.length, bodySha256: sha256(body) };
     const bytes = encodeEntry(full, body);
     if (bytes.length > this.maxBytes) return false;
@@ -420,12 +443,20 @@ export class CacheStore {
     return true;
   }
 
-  /** Replaces an entry's headers and times after a 304, keeping its body. */
-  async refresh(entry: Entry, headers: HeaderList, requestTime: number, responseTime: number): Promise<Entry | undefined> {
-    const body = await this.readBody(entry);
-    if (!body) return undefined;
-    const meta = { key: entry.key, status: entry.status, reason: entry.reason, headers: [...headers], requestTime, responseTime, vary: entry.vary };
-    await this.put(meta, body);
+  /**
+   * Replaces an entry's headers and times after a 304, keeping its body
+   * (`body` when the caller has it already read, else read again). A cookie
+   * the 304 set was for the client that revalidated: it is not kept. `vary`
+   * replaces the stored Vary values (the 304 may carry a new Vary). With
+   * `body` given, the write is registered at once, so that a lookup made
+   * right after waits for it ({@link settled}).
+   */
+  async refresh(entry: Entry, headers: HeaderList, requestTime: number, responseTime: number, { body, vary = entry.vary }: { body?: Buffer; vary?: Record<string, string> } = {}): Promise<Entry | undefined> {
+    const bytes = body ?? (await this.readBody(entry));
+    if (!bytes) return undefined;
+    const kept = [...headers].filter(([name]) => !COOKIE_FIELDS.includes(name.toLowerCase()));
+    const meta = { key: entry.key, status: entry.status, reason: entry.reason, headers: kept, requestTime, responseTime, vary };
+    await this.put(meta, bytes);
     return this.#entries.get(entry.key);
   }
 
@@ -475,10 +506,19 @@ function toEntry(meta: EntryMeta, file: string, size: number): Entry {
   };
 }
 
-/** The request's values of the fields a response's Vary names, lower-cased names. */
+/**
+ * The request's values of the fields a response's Vary names, lower-cased
+ * names, taken from the request as it was forwarded: without its hop-by-hop
+ * fields and those its Connection names. The origin chose its variant from
+ * what it received, so a field the proxy removed is stored as absent;
+ * keying on the client's own value would let a client name a field in
+ * Connection and file the variant for "absent" under a value of its choice,
+ * served to every other client that sends that value.
+ */
 export function varyValues(responseHeaders: HeaderList, requestHeaders: HeaderList): Record<string, string> {
+  const forwarded = withoutHopByHop(requestHeaders);
   const out: Record<string, string> = {};
-  for (const name of listTokens(responseHeaders.get('vary'))) out[name] = requestHeaders.get(name) ?? '';
+  for (const name of listTokens(responseHeaders.get('vary'))) out[name] = forwarded.get(name) ?? '';
   return out;
 }
 

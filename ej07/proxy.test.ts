@@ -3,7 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { HeaderList } from '../lib/http.ts';
+import { HeaderList, RequestParser, ResponseParser } from '../lib/http.ts';
 import { CacheStore } from './cache.ts';
 import { clientHasIt, createProxy, isSelf, parseAuthority, parsePortList, parseProxyTarget, parseSize } from './proxy.ts';
 
@@ -166,4 +166,133 @@ t.test('a request for the proxy itself is refused with 508 Loop Detected, and no
   connectPorts.add(port);
   const tunnel = await exchange(port, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
   t.match(tunnel, /^HTTP\/1\.1 508 Loop Detected\r\n/, 'and, with the port allowed, a loop (508)');
+});
+
+/** Splits what a client received into responses, as a client would frame them (lib/http's parser). */
+function responses(text: string): { status: number; headers: HeaderList; body: string }[] {
+  const parser = new ResponseParser();
+  const out: { status: number; headers: HeaderList; body: string }[] = [];
+  for (const event of [...parser.push(Buffer.from(text, 'latin1')), ...parser.finish()]) {
+    if (event.type === 'head') out.push({ status: event.head.status, headers: event.head.headers, body: '' });
+    else if (event.type === 'data') (out.at(-1) as { body: string }).body += Buffer.from(event.data).toString('latin1');
+  }
+  return out;
+}
+
+t.test('Vary is keyed on the forwarded request: Connection: Accept-Language cannot choose the variant another client gets', async (t) => {
+  const origin = await rawOrigin(t, (request, socket) => {
+    const lang = /\r\nAccept-Language: ([^\r]*)\r\n/i.exec(request)?.[1] ?? 'default';
+    const body = `variant ${lang}`;
+    socket.end(`HTTP/1.1 200 OK\r\nVary: Accept-Language\r\nCache-Control: max-age=600\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  });
+  const { port } = await startProxy(t);
+  const url = `http://127.0.0.1:${origin.port}/page`;
+  const attacker = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nAccept-Language: xx\r\nConnection: close, Accept-Language\r\n\r\n`);
+  t.match(attacker, /\r\n\r\nvariant default$/, 'the attacker gets what the origin answered a request without Accept-Language');
+  const victim = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nAccept-Language: xx\r\nConnection: close\r\n\r\n`);
+  t.match(victim, /\r\n\r\nvariant xx$/, 'a client that sends Accept-Language: xx gets the xx variant, not the one the attacker stored');
+  t.match(victim, /X-Cache: MISS/, 'from the origin');
+  const plain = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.match(plain, /X-Cache: MISS[\s\S]*\r\n\r\nvariant default$/, 'a client without Accept-Language gets the default variant');
+  t.equal(origin.requests.length, 3, 'each variant was asked of the origin');
+});
+
+t.test('a response with Set-Cookie is not cached: a second client reaches the origin and never sees the first one\'s cookie', async (t) => {
+  let n = 0;
+  const origin = await rawOrigin(t, (_request, socket) => {
+    n++;
+    socket.end(`HTTP/1.1 200 OK\r\nCache-Control: public, max-age=600\r\nSet-Cookie: session=user${n}; HttpOnly\r\nContent-Length: 5\r\n\r\nhello`);
+  });
+  const { port, lines } = await startProxy(t);
+  const url = `http://127.0.0.1:${origin.port}/login`;
+  const first = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.match(first, /\r\nSet-Cookie: session=user1; HttpOnly\r\n/, 'the first client gets its cookie');
+  const second = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.notMatch(second, /user1/, "the second client never sees the first one's cookie");
+  t.match(second, /\r\nSet-Cookie: session=user2; HttpOnly\r\n[\s\S]*X-Cache: MISS/, 'it gets its own, from the origin');
+  t.equal(origin.requests.length, 2, 'the origin was asked twice');
+  t.match(lines.join('\n'), /200 MISS[\s\S]*200 MISS/, 'both are logged as MISS');
+});
+
+t.test('a Set-Cookie on a 304 reaches the client that revalidated, and is not stored for the next one', async (t) => {
+  let n = 0;
+  const origin = await rawOrigin(t, (request, socket) => {
+    n++;
+    // The 304 makes the copy fresh for 10 minutes: the third client is served from the cache.
+    if (/\r\nIf-None-Match: "v1"\r\n/i.test(request)) socket.end(`HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nCache-Control: max-age=600\r\nSet-Cookie: session=user${n}\r\n\r\n`);
+    else socket.end('HTTP/1.1 200 OK\r\nETag: "v1"\r\nCache-Control: no-cache\r\nContent-Length: 4\r\n\r\nbody');
+  });
+  const { port, store } = await startProxy(t);
+  const url = `http://127.0.0.1:${origin.port}/r`;
+  const ask = () => exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.match(await ask(), /X-Cache: MISS/, 'first: MISS');
+  const second = await ask();
+  t.match(second, /\r\nSet-Cookie: session=user2\r\n[\s\S]*X-Cache: REVALIDATED[\s\S]*\r\n\r\nbody$/, 'second: REVALIDATED, with the cookie the 304 set for it');
+  // The refreshed copy is written in the background: wait (bounded) until the store holds it.
+  for (let i = 0; i < 60 && store.lookup(`http://127.0.0.1:${origin.port}/r`, new HeaderList())?.headers.get('cache-control') !== 'max-age=600'; i++) await new Promise((r) => setTimeout(r, 50));
+  const third = await ask();
+  t.match(third, /X-Cache: HIT[\s\S]*\r\n\r\nbody$/, 'third: a HIT (the 304 made the copy fresh)');
+  t.notMatch(third, /Set-Cookie/i, "the third client gets no cookie, and not the second one's");
+  t.equal(origin.requests.length, 2, 'the origin was asked twice');
+});
+
+t.test('a response whose Connection names Content-Length or Transfer-Encoding is framed by the proxy: a keep-alive client\'s next response is intact', async (t) => {
+  const origin = await rawOrigin(t, (request, socket) => {
+    const path = /^GET (\S+)/.exec(request)?.[1];
+    if (path === '/cl') socket.end('HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nCache-Control: max-age=600\r\nContent-Length: 5\r\n\r\nhello');
+    else if (path === '/te') socket.end('HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nchunked\r\n5\r\n body\r\n0\r\n\r\n');
+    else if (path === '/both') socket.end('HTTP/1.1 200 OK\r\nConnection: close, Content-Length, Transfer-Encoding\r\nCache-Control: no-store\r\nContent-Length: 4\r\n\r\nlast');
+    else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+  });
+  const { port } = await startProxy(t);
+  const get = (p: string, close = false) => `GET http://127.0.0.1:${origin.port}${p} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+  // One keep-alive connection, pipelined: two MISSes, the same two from the cache, then an uncached one.
+  const reply = await exchange(port, get('/cl') + get('/te') + get('/cl') + get('/te') + get('/both', true), 1500);
+  const got = responses(reply);
+  t.same(got.map((r) => r.body), ['hello', 'chunked body', 'hello', 'chunked body', 'last'], 'five responses, each with its own body and nothing of the next');
+  t.same(got.map((r) => r.headers.get('x-cache')), ['MISS', 'MISS', 'HIT', 'HIT', 'MISS'], 'relayed, relayed, from the cache, from the cache, relayed');
+  for (const [i, r] of got.entries()) {
+    const framed = r.headers.has('content-length') !== r.headers.has('transfer-encoding');
+    t.ok(framed, `response ${i + 1} carries exactly one of Content-Length and Transfer-Encoding (${r.headers.get('content-length') ?? r.headers.get('transfer-encoding')})`);
+  }
+  t.equal(origin.requests.length, 3, 'the origin was asked three times');
+});
+
+t.test('a request whose Connection names Content-Length or Transfer-Encoding is framed by the proxy for the origin', async (t) => {
+  const received: { head: string; body: string }[] = [];
+  const server = net.createServer((socket) => {
+    const parser = new RequestParser();
+    let body = '';
+    let head = '';
+    socket.on('data', (chunk) => {
+      for (const event of parser.push(chunk)) {
+        if (event.type === 'head') head = event.head.raw;
+        else if (event.type === 'data') body += Buffer.from(event.data).toString('latin1');
+        else if (event.type === 'end') {
+          received.push({ head, body });
+          socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\n\r\n${body}`);
+        } else if (event.type === 'error') socket.destroy();
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => void server.close());
+  const originPort = (server.address() as net.AddressInfo).port;
+  const { port } = await startProxy(t);
+  const url = `http://127.0.0.1:${originPort}/upload`;
+  const reply = await exchange(
+    port,
+    `POST ${url} HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello` +
+      `POST ${url} HTTP/1.1\r\nHost: x\r\nConnection: Transfer-Encoding, close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n`,
+    1500,
+  );
+  t.same(responses(reply).map((r) => r.body), ['hello', 'abcdef'], 'both bodies went through and came back');
+  t.equal(received.length, 2, 'the origin parsed two complete requests');
+  t.match(received[0]?.head ?? '', /\r\nContent-Length: 5\r\n/, 'the first carries the Content-Length the proxy set');
+  t.match(received[1]?.head ?? '', /\r\nContent-Length: 6\r\n/, 'the chunked one is sent with its length');
+  for (const r of received) {
+    t.notMatch(r.head, /Transfer-Encoding|\r\nConnection: (?!close\r\n)/i, 'no Transfer-Encoding, and Connection is the proxy\'s own close');
+    t.equal(r.head.match(/Content-Length/gi)?.length, 1, 'exactly one Content-Length');
+  }
 });

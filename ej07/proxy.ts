@@ -51,7 +51,7 @@ import {
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
-import { CacheStore, cacheKey, currentAge, decide, DEFAULT_CACHE_BYTES, DEFAULT_MAX_OBJECT_BYTES, type Entry, mergeNotModified, parseHttpDate, storable, varyValues } from './cache.ts';
+import { CacheStore, COOKIE_FIELDS, cacheKey, currentAge, decide, DEFAULT_CACHE_BYTES, DEFAULT_MAX_OBJECT_BYTES, type Entry, mergeNotModified, parseHttpDate, storable, varyValues } from './cache.ts';
 
 /** Largest request body the proxy accepts (it is read whole before being forwarded). */
 export const MAX_REQUEST_BODY = 16 * 1024 * 1024;
@@ -273,11 +273,13 @@ export function createProxy({
         return this.sendError(head, 508, `${target.url.host} is this proxy itself: refusing to forward the request to myself (a loop)`);
       }
       const key = cacheKey(target.url);
+      // The request as the origin will get it: what Vary is matched and stored against.
+      const forwarded = withoutHopByHop(head.headers).set('Host', target.url.host);
       let entry: Entry | undefined;
       let cachedBody: Buffer | undefined;
       if (head.method === 'GET') {
         await store.settled(key);
-        entry = store.lookup(key, head.headers);
+        entry = store.lookup(key, forwarded);
         if (entry) {
           cachedBody = await store.readBody(entry);
           if (!cachedBody) entry = undefined;
@@ -286,13 +288,18 @@ export function createProxy({
           return this.sendCached(head, entry, cachedBody, 'HIT', keep, started);
         }
       }
-      return this.forward(head, body, target, key, entry, cachedBody, keep, started);
+      return this.forward(head, forwarded, body, target, key, entry, cachedBody, keep, started);
     }
 
-    /** Sends the origin the request (a conditional one when `entry` is stale) and the response to the client. */
-    forward(head: RequestHead, body: Buffer, target: { url: URL; host: string; port: number }, key: string, entry: Entry | undefined, cachedBody: Buffer | undefined, keep: boolean, started: number): Promise<boolean> {
-      const headers = withoutHopByHop(head.headers);
-      headers.set('Host', target.url.host);
+    /**
+     * Sends the origin the request (a conditional one when `entry` is stale)
+     * and the response to the client. `forwarded` is the request's fields
+     * without the hop-by-hop ones, with Host from the URL. The proxy frames
+     * both messages itself: the fields a Connection header names are gone,
+     * and they may be Content-Length or Transfer-Encoding.
+     */
+    forward(head: RequestHead, forwarded: HeaderList, body: Buffer, target: { url: URL; host: string; port: number }, key: string, entry: Entry | undefined, cachedBody: Buffer | undefined, keep: boolean, started: number): Promise<boolean> {
+      const headers = new HeaderList(forwarded);
       headers.add('Via', `${head.version.slice(5)} ${viaToken}`);
       const etag = entry?.headers.get('etag');
       const modified = entry?.headers.get('last-modified');
@@ -395,12 +402,23 @@ export function createProxy({
               client.off('close', onClientClose);
               const merged = mergeNotModified(entry.headers, withoutHopByHop(res.headers));
               const refreshed = { ...entry, headers: merged, requestTime, responseTime };
-              void store.refresh(entry, merged, requestTime, responseTime).catch((error: unknown) => log(`cannot refresh ${key}: ${error instanceof Error ? error.message : String(error)}`));
+              // The client that revalidated gets the 304's Set-Cookie; the stored copy does not (refresh drops it).
+              const keptHeaders = new HeaderList([...merged].filter(([name]) => !COOKIE_FIELDS.includes(name.toLowerCase())));
+              if (storable(head.method, head.headers, entry.status, keptHeaders).ok) {
+                // Registered before the client has the answer: its next request finds the refreshed copy.
+                void store
+                  .refresh(entry, merged, requestTime, responseTime, { body: cachedBody, vary: varyValues(merged, forwarded) })
+                  .catch((error: unknown) => log(`cannot refresh ${key}: ${error instanceof Error ? error.message : String(error)}`));
+              } else {
+                void store.delete(key); // the 304 made it unstorable (no-store, private, Vary: *)
+              }
               resolve(this.sendCached(head, refreshed, cachedBody, 'REVALIDATED', keep, started));
               return;
             }
             responseHead = res;
             const out = withoutHopByHop(res.headers);
+            // Restated whatever the origin sent: its Connection may have named (and so removed) Content-Length.
+            if (res.framing.kind === 'length') out.set('Content-Length', res.framing.length);
             out.add('Via', `${res.version.slice(5)} ${viaToken}`);
             out.set('X-Cache', 'MISS');
             let keepOpen = keep;
@@ -434,10 +452,11 @@ export function createProxy({
             if (collect) {
               const bodyBytes = Buffer.concat(collect);
               const stored = withoutHopByHop(res.headers);
-              if (stored.has('content-length') || mode === 'chunked' || mode === 'close') stored.set('Content-Length', bodyBytes.length);
+              stored.set('Content-Length', bodyBytes.length); // the stored copy is framed by what was received
+
               // Registered now, before the client has the last byte: its next request finds the entry.
               void store
-                .put({ key, status: res.status, reason: res.reason, headers: [...stored], requestTime, responseTime, vary: varyValues(res.headers, head.headers) }, bodyBytes)
+                .put({ key, status: res.status, reason: res.reason, headers: [...stored], requestTime, responseTime, vary: varyValues(res.headers, forwarded) }, bodyBytes)
                 .catch((error: unknown) => log(`cannot store ${key}: ${error instanceof Error ? error.message : String(error)}`));
             } else if (entry && head.method === 'GET' && res.status === 200) {
               void store.delete(key); // replaced by a response that may not be stored
