@@ -252,6 +252,17 @@ const MALFORMED_REQUESTS: [string, string, number][] = [
   ['Content-Length empty', 'POST / HTTP/1.1\r\nContent-Length:\r\n\r\n', 400],
   ['Content-Length values that disagree', 'POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 400],
   ['Content-Length list that disagrees', 'POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\nhello!', 400],
+  // One Content-Length, one value: a list of equal values (RFC 9112 §6.3 lets a recipient merge it)
+  // is refused, as a proxy in front of a server that reads only the first value would be fooled.
+  ['Content-Length list of equal values', 'POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello', 400],
+  ['Content-Length twice with the same value', 'POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello', 400],
+  // 0xA0 (latin1 U+00A0, no-break space) is not OWS: String.prototype.trim() would strip it.
+  ['Content-Length with a trailing no-break space', 'POST / HTTP/1.1\r\nContent-Length: 5\xa0\r\n\r\nhello', 400],
+  ['Content-Length with a leading no-break space', 'POST / HTTP/1.1\r\nContent-Length: \xa05\r\n\r\nhello', 400],
+  ['Transfer-Encoding chunked with a trailing no-break space', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\xa0\r\n\r\n0\r\n\r\n', 400],
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  ['Transfer-Encoding on HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 400],
+  ['Transfer-Encoding and Content-Length on HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello', 400],
   ['Content-Length absurdly large', 'POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n', 400],
   ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
   ['Transfer-Encoding not ending in chunked', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 400],
@@ -302,6 +313,9 @@ const MALFORMED_RESPONSES: [string, string][] = [
   ['NUL in the reason', 'HTTP/1.1 200 O\0K\r\n\r\n'],
   ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
   ['Content-Length not digits', 'HTTP/1.1 200 OK\r\nContent-Length: 3.0\r\n\r\nabc'],
+  ['Content-Length list of equal values', 'HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc'],
+  ['Content-Length with a trailing no-break space', 'HTTP/1.1 200 OK\r\nContent-Length: 3\xa0\r\n\r\nabc'],
+  ['Transfer-Encoding on HTTP/1.0', 'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
   ['obs-fold', 'HTTP/1.1 200 OK\r\nX-A: a\r\n\tb\r\nContent-Length: 0\r\n\r\n'],
   ['oversized header block', `HTTP/1.1 200 OK\r\nSet-Cookie: ${'c'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`],
   ['chunk size garbage', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nhello\r\n'],
@@ -422,6 +436,20 @@ t.test('withoutHopByHop() drops connection fields and the ones Connection names'
   ]);
   t.same([...withoutHopByHop(headers)], [['Host', 'h'], ['Content-Type', 'text/plain']]);
   t.equal(headers.size, 7, 'the original is left as it was');
+});
+
+t.test('withoutHopByHop() keeps the framing and routing fields a Connection header names (Content-Length, Host)', async (t) => {
+  // A response whose framing field is named in Connection: the parser framed it by that
+  // Content-Length, so a proxy that dropped it would pass on a body nothing delimits.
+  const parser = new ResponseParser();
+  const events = parser.push(bytes('HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding, X-Private\r\nContent-Length: 5\r\nX-Private: p\r\n\r\nhello'));
+  const head = events.find((e) => e.type === 'head');
+  if (head?.type !== 'head') throw new Error('no head');
+  t.same(head.head.framing, { kind: 'length', length: 5 }, 'the parser frames it by its Content-Length');
+  t.same([...withoutHopByHop(head.head.headers)], [['Content-Length', '5']], 'Content-Length is kept; Connection and X-Private are dropped');
+  const request = new RequestParser().push(bytes('PUT /x HTTP/1.1\r\nHost: site\r\nConnection: Content-Length, HOST\r\nContent-Length: 3\r\n\r\nabc')).find((e) => e.type === 'head');
+  if (request?.type !== 'head') throw new Error('no head');
+  t.same([...withoutHopByHop(request.head.headers)], [['Host', 'site'], ['Content-Length', '3']], 'a request keeps its Host and Content-Length');
 });
 
 t.test('random messages round-trip through serializer and parser, fed in random pieces', async (t) => {

@@ -18,9 +18,11 @@
  * ```
  *
  * Hardened the way undici (`client-h1.js`) and nginx are: the head's total
- * size is capped (431), a request line too (414); Content-Length is ASCII
- * digits only and may not disagree with itself or come with
- * Transfer-Encoding; the request target may hold no CR, LF, space or other
+ * size is capped (431), a request line too (414); Content-Length is one
+ * field of ASCII digits only (no list, not even `5, 5`; nothing around it
+ * but spaces and tabs: `String.prototype.trim()` would also strip U+00A0)
+ * and may not come with Transfer-Encoding; Transfer-Encoding in an HTTP/1.0
+ * message is refused (RFC 9112 §6.1); the request target may hold no CR, LF, space or other
  * control byte; header names are tokens, values hold no control bytes, and
  * obs-fold (a line that starts with a space) is refused; a bare CR is never a
  * line end (a bare LF is, as RFC 9112 §2.2 allows); chunk sizes are hex
@@ -148,13 +150,23 @@ export class HeaderList implements Iterable<[string, string]> {
   }
 }
 
-/** The lower-cased, trimmed, non-empty items of a comma-separated field. */
+/**
+ * The lower-cased, non-empty items of a comma-separated field, stripped of
+ * OWS (spaces and tabs) only: `trim()` would also strip U+00A0 (the byte 0xA0
+ * read as latin1), so that `chunked\xa0` would pass for `chunked` here and
+ * not in a server behind.
+ */
 export function listTokens(value: string | undefined): string[] {
   if (value === undefined) return [];
   return value
     .split(',')
-    .map((item) => item.trim().toLowerCase())
+    .map((item) => stripOws(item).toLowerCase())
     .filter((item) => item !== '');
+}
+
+/** `text` without leading and trailing spaces and tabs (RFC 9110 §5.6.3 OWS), and nothing else. */
+function stripOws(text: string): string {
+  return text.replace(/^[ \t]+|[ \t]+$/g, '');
 }
 
 /** How a message's body is delimited (RFC 9112 §6.3). */
@@ -493,7 +505,7 @@ export class RequestParser extends MessageParser<RequestHead> {
 
   protected buildHead(headers: HeaderList, raw: string): RequestHead {
     // After CONNECT the bytes are the tunnel's, whatever the proxy answers.
-    const body: BodyFraming = this.#method === 'CONNECT' ? { kind: 'tunnel' } : framing(headers, 'request');
+    const body: BodyFraming = this.#method === 'CONNECT' ? { kind: 'tunnel' } : framing(headers, 'request', this.#version);
     return { method: this.#method, target: this.#target, version: this.#version, headers, framing: body, raw };
   }
 }
@@ -535,17 +547,25 @@ export class ResponseParser extends MessageParser<ResponseHead> {
     let body: BodyFraming;
     if ((method === 'CONNECT' && status >= 200 && status < 300) || status === 101) body = { kind: 'tunnel' };
     else if (method === 'HEAD' || status < 200 || status === 204 || status === 304) body = { kind: 'none' };
-    else body = framing(headers, 'response');
+    else body = framing(headers, 'response', this.#version);
     if (status >= 200 || status === 101) this.#methods.shift();
     return { version: this.#version, status, reason: this.#reason, headers, framing: body, raw };
   }
 }
 
-/** Decides how the body after a head is delimited; throws on a contradiction. */
-function framing(headers: HeaderList, kind: 'request' | 'response'): BodyFraming {
+/**
+ * Decides how the body after a head is delimited; throws on a contradiction
+ * or on anything two parsers could read two ways (the ground of request
+ * smuggling): TE with CL, TE in HTTP/1.0, CL repeated or a list.
+ */
+function framing(headers: HeaderList, kind: 'request' | 'response', version: string): BodyFraming {
   const te = headers.getAll('transfer-encoding');
   const cl = headers.getAll('content-length');
   if (te.length > 0) {
+    if (version === 'HTTP/1.0') {
+      // RFC 9112 §6.1: an HTTP/1.0 recipient may not know chunked; the framing is faulty.
+      throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 400, 'Cannot frame the body: Transfer-Encoding is not allowed in an HTTP/1.0 message (RFC 9112 §6.1)');
+    }
     if (cl.length > 0) {
       throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 400, 'Cannot frame the body: both Transfer-Encoding and Content-Length are present (request smuggling)');
     }
@@ -566,19 +586,19 @@ function framing(headers: HeaderList, kind: 'request' | 'response'): BodyFraming
     return { kind: 'close' };
   }
   if (cl.length > 0) {
-    let length: number | undefined;
-    for (const item of cl.join(',').split(',')) {
-      const text = item.trim();
-      if (!/^\d{1,15}$/.test(text)) {
-        throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 400, `Cannot frame the body: Content-Length ${quote(cl.join(', '))} is not a number of ASCII digits`);
-      }
-      const n = Number(text);
-      if (length !== undefined && n !== length) {
-        throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 400, `Cannot frame the body: Content-Length values disagree (${cl.join(', ')})`);
-      }
-      length = n;
+    // One field, one value: RFC 9112 §6.3 lets a recipient merge `5, 5`, but a server
+    // behind that reads the first item of `5, 6` (or only one of two fields) frames
+    // the body differently; nginx refuses a repeated Content-Length too.
+    const values = cl.join(',').split(',').map(stripOws);
+    if (cl.length > 1 || values.length > 1) {
+      const disagree = new Set(values).size > 1 ? 'values disagree' : 'must be one value, not a list';
+      throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 400, `Cannot frame the body: Content-Length ${disagree} (${cl.join(', ')})`);
     }
-    return { kind: 'length', length: length ?? 0 };
+    const text = values[0] ?? '';
+    if (!/^\d{1,15}$/.test(text)) {
+      throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 400, `Cannot frame the body: Content-Length ${quote(cl.join(', '))} is not a number of ASCII digits`);
+    }
+    return { kind: 'length', length: Number(text) };
   }
   return kind === 'request' ? { kind: 'none' } : { kind: 'close' };
 }
@@ -704,11 +724,24 @@ export function lastChunk(trailers: HeadersInit = []): Uint8Array {
 export const HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'];
 
 /**
+ * Fields a Connection header may not name away: the message is framed
+ * (Content-Length) and routed (Host) by them, so a proxy that dropped them
+ * on the sender's word would forward a body nothing delimits — request
+ * smuggling (`Connection: Content-Length`). RFC 9110 §7.6.1 forbids a sender
+ * to name a field meant for every recipient; a recipient ignores the option.
+ */
+export const NOT_CONNECTION_OPTIONS: readonly string[] = ['content-length', 'host'];
+
+/**
  * A copy of `headers` without the hop-by-hop fields, nor the fields the
- * Connection header names (`Connection: close, X-Secret` drops X-Secret too).
+ * Connection header names (`Connection: close, X-Secret` drops X-Secret too),
+ * except {@link NOT_CONNECTION_OPTIONS}: Content-Length and Host stay. A proxy
+ * that changes a body's framing still sets its own Content-Length or
+ * Transfer-Encoding.
  */
 export function withoutHopByHop(headers: HeaderList): HeaderList {
-  const drop = new Set([...HOP_BY_HOP, ...listTokens(headers.get('connection'))]);
+  const named = listTokens(headers.get('connection')).filter((name) => !NOT_CONNECTION_OPTIONS.includes(name));
+  const drop = new Set([...HOP_BY_HOP, ...named]);
   return new HeaderList([...headers].filter(([name]) => !drop.has(name.toLowerCase())));
 }
 
