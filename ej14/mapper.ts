@@ -26,7 +26,7 @@ import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, Usag
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { configPath, encodeTable, type Frame, frame, loadConfig, type NodeAddress, Outcome, readFrames, readText, text, Type, typeName } from './protocol.ts';
+import { configPath, donePayload, encodeTable, type Frame, frame, loadConfig, type NodeAddress, Outcome, readFrames, readReason, text, Type, typeName } from './protocol.ts';
 import { countText, decodeText, splitPieces, type Table, totalTokens } from './wordcount.ts';
 
 /** How often a busy mapper tells the master it is alive. */
@@ -92,8 +92,8 @@ export function deliver(reducer: NodeAddress, job: Uint8Array, piece: number, ta
       (f: Frame) => {
         if (f.type === Type.GRANT) socket.write(frame(Type.TABLE, job, piece, encodeTable(table)));
         else if (f.type === Type.STORED) done(Outcome.STORED, 'counted by the reducer');
-        else if (f.type === Type.DENY) done(Outcome.DUPLICATE, readText(f.payload));
-        else if (f.type === Type.ERROR) done(Outcome.FAILED, `the reducer says: ${readText(f.payload)}`);
+        else if (f.type === Type.DENY) done(Outcome.DUPLICATE, readReason(f.payload));
+        else if (f.type === Type.ERROR) done(Outcome.FAILED, `the reducer says: ${readReason(f.payload)}`);
         else done(Outcome.FAILED, `unexpected ${typeName(f.type)} from the reducer`);
       },
       (message) => done(Outcome.FAILED, `bad frame from the reducer: ${message}`),
@@ -119,7 +119,11 @@ export async function startMapper({ host, port, reducer, log = silent, delayMs =
           return;
         }
         busy = true;
-        void work(socket, f, abort.signal);
+        // The error boundary: whatever goes wrong with one piece ends that connection, never the mapper.
+        work(socket, f, abort.signal).catch((error: unknown) => {
+          log(`piece ${f.piece}: failed (${error instanceof Error ? error.message : String(error)}); connection closed`);
+          socket.destroy();
+        });
       },
       (message) => log(`master ${socket.remoteAddress}: ${message}; connection closed`),
     );
@@ -152,7 +156,7 @@ export async function startMapper({ host, port, reducer, log = silent, delayMs =
       const { outcome, reason } = await deliver(reducer, f.job, f.piece, table, label, signal);
       const word = outcome === Outcome.STORED ? 'stored' : outcome === Outcome.DUPLICATE ? 'not sent' : 'failed';
       log(`piece ${f.piece}: ${word} (${reason})`);
-      if (!signal.aborted) socket.end(frame(Type.DONE, f.job, f.piece, Uint8Array.of(outcome, ...text(reason))));
+      if (!signal.aborted) socket.end(frame(Type.DONE, f.job, f.piece, donePayload(outcome, reason)));
     } finally {
       clearInterval(beat);
     }

@@ -52,6 +52,15 @@ function converse(port: number, frames: Uint8Array[], onFrame?: (f: Frame, socke
   });
 }
 
+/** The first frame of `type` in `frames` (which a reader fills), waited for up to 10 s (not a fixed pause). */
+async function arrival(frames: Frame[], type: number): Promise<Frame | undefined> {
+  for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    const found = frames.find((f) => f.type === type);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 t.test('runJob() over 4 in-process mappers equals the single-process count', async (t) => {
   const config = await cluster(t, 4);
   const result = await runJob({ input: INPUT, config });
@@ -89,7 +98,7 @@ t.test('the reducer counts one copy per piece: a second TABLE for the same piece
   t.teardown(() => master.destroy());
   readFrames(master, (f) => results.push(f), () => {});
   master.write(frame(Type.JOB, job, 2));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await arrival(results, Type.JOB_OK);
   t.equal(results[0]?.type, Type.JOB_OK, 'the job is accepted');
 
   const send = (piece: number, table: Map<string, number>) =>
@@ -104,8 +113,7 @@ t.test('the reducer counts one copy per piece: a second TABLE for the same piece
   const unknown = await converse(reducer.port, [frame(Type.OFFER, new Uint8Array(16), 1)]);
   t.match(readText(unknown[0]!.payload), /unknown job/, 'an offer for an unknown job is denied');
   await send(2, new Map([['a', 2], ['b', 1]]));
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const result = results.find((f) => f.type === Type.RESULT);
+  const result = await arrival(results, Type.RESULT);
   t.ok(result, 'the master gets the RESULT once both pieces are in');
   t.same(Object.fromEntries(decodeTable(result!.payload)), { a: 3, b: 1 }, 'piece 1 counted once');
   t.same(results.filter((f) => f.type === Type.PIECE_STORED).map((f) => f.piece), [1, 2]);

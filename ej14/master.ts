@@ -32,7 +32,7 @@ import net from 'node:net';
 import { defineCommand, formatAddress, parsePositive, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
-import { type Config, configPath, decodeTable, frame, jobHex, loadConfig, type NodeAddress, Outcome, readFrames, readText, Type, typeName } from './protocol.ts';
+import { type Config, configPath, decodeTable, frame, jobHex, loadConfig, type NodeAddress, Outcome, readFrames, readReason, Type, typeName } from './protocol.ts';
 import { formatTable, type Piece, splitPieces, type Table, totalTokens } from './wordcount.ts';
 
 /** The assignment's "at most half as many pieces as mappers" (at least one). */
@@ -119,7 +119,7 @@ export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutM
           pump();
         } else if (f.type === Type.PIECE_STORED) {
           const state = states[f.piece - 1];
-          if (state) markDone(state, `from ${readText(f.payload)}`);
+          if (state) markDone(state, `from ${readReason(f.payload, 256)}`);
         } else if (f.type === Type.RESULT) {
           let table: Table;
           try {
@@ -129,7 +129,7 @@ export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutM
           }
           end(undefined, table);
         } else if (f.type === Type.ERROR) {
-          end(new CliError(`the reducer refused the job: ${readText(f.payload)}`));
+          end(new CliError(`the reducer refused the job: ${readReason(f.payload)}`));
         } else {
           end(new CliError(`unexpected ${typeName(f.type)} from the reducer`));
         }
@@ -210,7 +210,7 @@ export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutM
           if (f.type === Type.BEAT) return silence();
           if (f.type !== Type.DONE) return fail(`unexpected ${typeName(f.type)}`);
           const outcome = f.payload[0];
-          const reason = readText(f.payload.subarray(1));
+          const reason = readReason(f.payload.subarray(1));
           settle();
           if (outcome === Outcome.FAILED) {
             // The mapper lives but could not deliver (the reducer refused it, say): not its fault, try again.

@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   decodeFrame,
   decodeTable,
+  donePayload,
   encodeFrame,
   encodeTable,
   encodingLength,
@@ -10,7 +11,11 @@ import {
   HEADER_BYTES,
   LENGTH_BYTES,
   MAX_FRAME,
+  MAX_REASON_BYTES,
+  Outcome,
   parseConfig,
+  readReason,
+  reasonBytes,
   tableLength,
   Type,
 } from './protocol.ts';
@@ -94,4 +99,19 @@ t.test('parseConfig() names the file, section or line of a mistake', async (t) =
   t.throws(() => parseConfig(`${ok}garbage\n`), /line 4: expected/);
   t.throws(() => parseConfig(`${ok}[mapper1]\nhost = a b\nport = 1\n`), /host "a b"/);
   t.throws(() => parseConfig(`${ok}[mapper1]\nhost = h\nport = 1\n[mapper2]\nhost = h\nport = 1\n`), /both h:1/);
+});
+
+t.test('readReason(), reasonBytes() and donePayload() bound a text of any length', async (t) => {
+  const huge = 'é'.repeat(300 * 1024);
+  const bytes = new TextEncoder().encode(huge);
+  const shown = readReason(bytes);
+  t.ok(Buffer.byteLength(shown) <= MAX_REASON_BYTES + 40, `a 600 kB reason is shown in ${Buffer.byteLength(shown)} bytes`);
+  t.match(shown, new RegExp(`… \\(${bytes.length} bytes in all\\)$`), 'saying how long it was');
+  t.equal(readReason(new TextEncoder().encode('a\r\nb\u0000c')), 'a\ufffd\ufffdb\ufffdc', 'control characters cannot write lines into a log');
+  t.equal(readReason(new TextEncoder().encode('señor')), 'señor', 'a short reason is kept whole');
+  const cut = reasonBytes(huge, 7);
+  t.equal(new TextDecoder().decode(cut), 'ééé', 'reasonBytes() cuts at a character boundary');
+  const done = donePayload(Outcome.DUPLICATE, huge);
+  t.equal(done[0], Outcome.DUPLICATE, 'DONE: the outcome first');
+  t.ok(done.length <= MAX_REASON_BYTES, `DONE: ${done.length} bytes in all, no stack overflow`);
 });

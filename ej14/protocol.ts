@@ -253,6 +253,41 @@ export const text = (s: string): Uint8Array => utf8.encode(s);
 /** A text payload read back (malformed bytes shown as U+FFFD: it is only for logs). */
 export const readText = (payload: Uint8Array): string => new TextDecoder().decode(payload);
 
+/**
+ * The most bytes of a reason, message or label (DENY, ERROR, DONE, OFFER,
+ * PIECE_STORED) that a node sends, keeps or logs. The frame may carry more
+ * (a faulty or impersonated peer's), but a longer text is cut here, on the
+ * way in and on the way out.
+ */
+export const MAX_REASON_BYTES = 1024;
+
+/**
+ * A peer's text payload, for logs and reasons: at most `max` bytes of it
+ * decoded (a cut character becomes U+FFFD), control characters shown as
+ * U+FFFD so that a peer cannot write lines into the log, and a note of the
+ * length when it was cut.
+ */
+export function readReason(payload: Uint8Array, max = MAX_REASON_BYTES): string {
+  const cut = payload.length > max;
+  const shown = readText(cut ? payload.subarray(0, max - 40) : payload).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '\ufffd');
+  return cut ? `${shown}… (${payload.length} bytes in all)` : shown;
+}
+
+/** A text payload of at most `max` bytes: `s` in UTF-8, cut at a character boundary. */
+export function reasonBytes(s: string, max = MAX_REASON_BYTES): Uint8Array {
+  const bytes = new Uint8Array(Math.min(max, s.length * 3));
+  return bytes.subarray(0, utf8.encodeInto(s, bytes).written);
+}
+
+/** DONE's payload: the outcome byte, then the reason (cut to {@link MAX_REASON_BYTES}). */
+export function donePayload(outcome: number, reason: string): Uint8Array {
+  const text = reasonBytes(reason, MAX_REASON_BYTES - 1);
+  const payload = new Uint8Array(1 + text.length);
+  payload[0] = outcome;
+  payload.set(text, 1);
+  return payload;
+}
+
 /** A frame of `type` for `job`/`piece`, ready to write. */
 export function frame(type: TypeCode, job: Uint8Array, piece: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
   return encodeFrame({ type, job, piece, payload });
@@ -274,7 +309,7 @@ export function readFrames(socket: net.Socket, onFrame: (frame: Frame) => void, 
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       onError(message);
-      socket.end(frame(Type.ERROR, new Uint8Array(JOB_BYTES), 0, text(message)));
+      socket.end(frame(Type.ERROR, new Uint8Array(JOB_BYTES), 0, reasonBytes(message)));
       socket.destroySoon();
       return;
     }

@@ -30,7 +30,7 @@ import { defineCommand, formatAddress, parsePositive } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { isMain, runMain } from '../lib/main.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { configPath, decodeTable, encodeTable, type Frame, frame, jobHex, loadConfig, readFrames, readText, text, Type, typeName } from './protocol.ts';
+import { configPath, decodeTable, encodeTable, type Frame, frame, jobHex, loadConfig, readFrames, readReason, reasonBytes, Type, typeName } from './protocol.ts';
 import { PieceCollector, totalTokens } from './wordcount.ts';
 
 /** Options of {@link startReducer}. */
@@ -78,7 +78,7 @@ export async function startReducer({ host, port, log = silent, grantTimeoutMs = 
     });
     const refuse = (message: string) => {
       log(`${peer}: ${message}`);
-      socket.end(frame(Type.ERROR, new Uint8Array(16), 0, text(message)));
+      socket.end(frame(Type.ERROR, new Uint8Array(16), 0, reasonBytes(message)));
     };
     readFrames(
       socket,
@@ -94,7 +94,7 @@ export async function startReducer({ host, port, log = silent, grantTimeoutMs = 
           socket.write(frame(Type.JOB_OK, f.job, f.piece));
         } else if (role === undefined && f.type === Type.OFFER) {
           role = 'mapper';
-          offer(socket, f, readText(f.payload) || peer, (waiter) => (awaitingTable = waiter));
+          offer(socket, f, readReason(f.payload, 256) || peer, (waiter) => (awaitingTable = waiter));
         } else if (role === 'mapper' && f.type === Type.TABLE && awaitingTable) {
           const resolve = awaitingTable;
           awaitingTable = undefined;
@@ -113,7 +113,7 @@ export async function startReducer({ host, port, log = silent, grantTimeoutMs = 
     const job = jobs.get(id);
     const deny = (reason: string) => {
       log(`piece ${f.piece} from ${label}: denied (${reason})`);
-      socket.end(frame(Type.DENY, f.job, f.piece, text(reason)));
+      socket.end(frame(Type.DENY, f.job, f.piece, reasonBytes(reason)));
     };
     if (!job) return deny(`unknown job ${id.slice(0, 8)} (finished, or its master went away)`);
     if (!job.collector.valid(f.piece)) return deny(`piece ${f.piece} is not in job ${id.slice(0, 8)} (1-${job.collector.pieces})`);
@@ -142,16 +142,17 @@ export async function startReducer({ host, port, log = silent, grantTimeoutMs = 
       try {
         counts = decodeTable(table.payload);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        // The message may quote a term of the peer's, of any length: cut it.
+        const message = readReason(reasonBytes(error instanceof Error ? error.message : String(error), 4 * 1024));
         log(`piece ${f.piece} from ${label}: bad table (${message})`);
-        socket.end(frame(Type.ERROR, f.job, f.piece, text(message)));
+        socket.end(frame(Type.ERROR, f.job, f.piece, reasonBytes(message)));
         return;
       }
       if (jobs.get(id) !== job) return deny(`job ${id.slice(0, 8)} is over`);
       job.collector.accept(f.piece, counts);
       socket.end(frame(Type.STORED, f.job, f.piece));
       log(`piece ${f.piece} from ${label}: counted (${counts.size} terms, ${totalTokens(counts)} words); ${job.collector.stored}/${job.collector.pieces} pieces`);
-      job.master.write(frame(Type.PIECE_STORED, f.job, f.piece, text(label)));
+      job.master.write(frame(Type.PIECE_STORED, f.job, f.piece, reasonBytes(label)));
       if (job.collector.complete) finish(job);
     });
   }
