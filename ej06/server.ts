@@ -25,7 +25,10 @@
  * A request never leaves the root: the path is percent-decoded segment by
  * segment, and `..` or `.` segments, an encoded `/` (`%2f`), a backslash, a
  * NUL or a control byte are refused with 400; a symlink whose target lies
- * outside the root is refused with 403 (the real path is checked).
+ * outside the root is refused with 403. The check is made on what was
+ * opened, not on the path (see {@link openInside}), so a symlink swapped in
+ * after a check reads nothing outside. A folder's redirect merges doubled
+ * slashes (`//images` → `/images/`, never the scheme-relative `//images/`).
  *
  * @module
  */
