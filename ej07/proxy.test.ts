@@ -296,3 +296,18 @@ t.test('a request whose Connection names Content-Length or Transfer-Encoding is 
     t.equal(r.head.match(/Content-Length/gi)?.length, 1, 'exactly one Content-Length');
   }
 });
+
+t.test('a response in a transfer coding other than chunked is refused with 502, never relayed or stored without it', async (t) => {
+  const origin = await rawOrigin(t, (request, socket) => {
+    if (/^GET \/gz /.test(request)) socket.end(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nCache-Control: max-age=600\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n', 'latin1'));
+    else socket.end(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nCache-Control: max-age=600\r\n\r\n\x1f\x8b\x08\x00', 'latin1'));
+  });
+  const { port, store } = await startProxy(t);
+  for (const p of ['/gz', '/gz-close']) {
+    const reply = await exchange(port, `GET http://127.0.0.1:${origin.port}${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    t.match(reply, /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*transfer coding &#34;gzip&#34;/, `${p}: 502, and the page names the coding`);
+    t.notMatch(reply, /\x1f\x8b/, `${p}: none of the coded bytes reach the client`);
+  }
+  for (const p of ['/gz', '/gz-close']) await store.settled(`http://127.0.0.1:${origin.port}${p}`);
+  t.equal(store.size, 0, 'nothing was stored');
+});

@@ -36,6 +36,7 @@ import {
   HeaderList,
   keepAlive,
   lastChunk,
+  listTokens,
   type RequestHead,
   RequestParser,
   type ResponseHead,
@@ -415,6 +416,10 @@ export function createProxy({
               resolve(this.sendCached(head, refreshed, cachedBody, 'REVALIDATED', keep, started));
               return;
             }
+            // Transfer-Encoding is hop-by-hop and removed: a coding other than chunked would reach the
+            // client (and the cache) still applied, with nothing left to say so. This proxy decodes none.
+            const codings = listTokens(res.headers.get('transfer-encoding')).filter((c) => c !== 'chunked');
+            if (codings.length > 0) return void fail(502, `the origin ${target.url.host} sent its body in the transfer coding ${JSON.stringify(codings.join(', '))}, which this proxy does not decode`);
             responseHead = res;
             const out = withoutHopByHop(res.headers);
             // Restated whatever the origin sent: its Connection may have named (and so removed) Content-Length.
