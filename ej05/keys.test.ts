@@ -87,3 +87,14 @@ t.test('messages round-trip; exit statuses read as a shell does', async (t) => {
   t.equal(exitStatus(null, 'SIGINT'), 130);
   t.equal(exitStatus(null, 'SIGKILL'), 137);
 });
+
+t.test('LoginLimiter.begin() counts a login before it is checked; succeeded() takes it back', async (t) => {
+  const limiter = new LoginLimiter({ maxFailures: 2, windowMs: 60_000, now: () => 1_000_000 });
+  const first = limiter.begin('10.0.0.1');
+  const second = limiter.begin('10.0.0.1');
+  t.same([first.blockedMs, second.blockedMs], [0, 0], 'two logins may start');
+  t.ok(limiter.begin('10.0.0.1').blockedMs > 0, 'a third, while both are still being checked, is refused');
+  first.succeeded();
+  t.equal(limiter.failures('10.0.0.1'), 1, 'a success no longer counts');
+  t.equal(limiter.begin('10.0.0.1').blockedMs, 0, 'so one more may start');
+});

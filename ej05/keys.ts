@@ -170,11 +170,25 @@ export async function verifyPassword(file: string, name: string, password: strin
   return timingSafeEqual(derived, entry.hash) && entry !== DUMMY;
 }
 
+/** Whether the users file has an entry for `name` (to decide whether a failed login's user field may be logged). */
+export async function userExists(file: string, name: string): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').some((line) => line.trim() !== '' && line.split(':')[0] === name);
+}
+
 /** Warns about a secret file others can read, as ssh does ("UNPROTECTED PRIVATE KEY FILE"). */
 export async function permissionsWarning(file: string): Promise<string | undefined> {
   const info = await stat(file).catch(() => undefined);
   if (info && (info.mode & 0o077) !== 0) return `${file} is readable by others (mode ${(info.mode & 0o777).toString(8)}); it should be 600`;
   return undefined;
+}
+
+/** A login counted by {@link LoginLimiter.begin}. */
+export interface LoginTicket {
+  /** Milliseconds the address is still refused; 0 when this login may be checked. */
+  blockedMs: number;
+  /** The login succeeded: it no longer counts as a failure. */
+  succeeded: () => void;
 }
 
 /**
@@ -211,6 +225,31 @@ export class LoginLimiter {
   /** Records one failed login from `address`. */
   fail(address: string): void {
     this.#failures.set(address, [...this.#recent(address), this.#now()]);
+  }
+
+  /**
+   * Counts a login from `address` *before* it is checked, as a failure until
+   * {@link LoginTicket.succeeded} says otherwise: parallel logins cannot all
+   * start while none has failed yet. Returns `blockedMs > 0` (and counts
+   * nothing) when the address is refused now.
+   */
+  begin(address: string): LoginTicket {
+    const blockedMs = this.blockedFor(address);
+    if (blockedMs > 0) return { blockedMs, succeeded: () => {} };
+    const at = this.#now();
+    this.#failures.set(address, [...this.#recent(address), at]);
+    let done = false;
+    return {
+      blockedMs: 0,
+      succeeded: () => {
+        if (done) return;
+        done = true;
+        const list = this.#failures.get(address) ?? [];
+        const index = list.indexOf(at);
+        if (index >= 0) list.splice(index, 1);
+        if (list.length === 0) this.#failures.delete(address);
+      },
+    };
   }
 
   /** Failures of `address` still counting. */

@@ -1,19 +1,19 @@
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
-import type net from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import nacl from 'tweetnacl';
-import type { SecureSocket } from '../lib/secure-channel.ts';
+import { clientFinish, clientHello, encodeFrame, FrameReader, type SecureSocket, type SessionKeys } from '../lib/secure-channel.ts';
 import { Inbox, openSession } from './client.ts';
 import { addUser, LoginLimiter } from './keys.ts';
 import * as P from './protocol.ts';
-import { createShellServer, fileAuditLog } from './server.ts';
+import { createShellServer, fileAuditLog, type ShellServerOptions } from './server.ts';
 
 const decoder = new TextDecoder();
 
 /** An in-process server in a temporary folder, with user ana/clave. */
-async function start(t: Test, { maxFailures = 5 } = {}) {
+async function start(t: Test, { maxFailures = 5, ...options }: { maxFailures?: number } & Partial<ShellServerOptions> = {}) {
   const dir = await realpath(await mkdtemp(path.join(tmpdir(), 'ej05-server-')));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const work = path.join(dir, 'work');
@@ -28,6 +28,7 @@ async function start(t: Test, { maxFailures = 5 } = {}) {
     failDelayMs: 10,
     limiter: new LoginLimiter({ maxFailures, windowMs: 60_000 }),
     audit: fileAuditLog(log),
+    ...options,
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
@@ -36,11 +37,11 @@ async function start(t: Test, { maxFailures = 5 } = {}) {
   });
   const port = (server.address() as net.AddressInfo).port;
   const connect = async () => {
-    const channel = await openSession('127.0.0.1', port, path.join(dir, 'known_hosts'));
+    const channel = await openSession('127.0.0.1', port, path.join(dir, 'known_hosts'), { newHostKey: 'accept' });
     t.teardown(() => channel.socket.destroy());
     return { channel, inbox: new Inbox(channel) };
   };
-  return { dir, work, log, connect };
+  return { dir, work, log, connect, port, server };
 }
 
 async function login(channel: SecureSocket, inbox: Inbox, user: string, password: string) {
@@ -149,4 +150,166 @@ t.test('anything but LOGIN before the login closes the session', async (t) => {
   await t.rejects(inbox.next(), /session closed/);
   await new Promise((resolve) => setTimeout(resolve, 200));
   t.notOk(await readFile(path.join(server.work, 'pwned')).catch(() => undefined), 'nothing ran');
+});
+
+/**
+ * An attacker's client on a raw socket: it runs the handshake with the
+ * channel's pure functions and then does what a real client would not:
+ * keeps its side open after the server's end, writes after it.
+ */
+class Attacker {
+  readonly socket: net.Socket;
+  readonly messages: { type: number; payload: Uint8Array }[] = [];
+  /** Resolves once the handshake is done; rejects when the server closes first. */
+  readonly ready: Promise<void>;
+  /** Resolves when the server ends its side (FIN) or the connection closes. */
+  readonly ended: Promise<void>;
+  readonly closed: Promise<void>;
+  #keys: SessionKeys | undefined;
+  #waiting: (() => void)[] = [];
+
+  constructor(port: number, { localAddress }: { localAddress?: string } = {}) {
+    this.socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
+    this.socket.on('error', () => {});
+    const state = clientHello();
+    const reader = new FrameReader();
+    this.closed = new Promise((resolve) => this.socket.once('close', () => resolve()));
+    this.ended = new Promise((resolve) => {
+      this.socket.once('end', () => resolve());
+      this.socket.once('close', () => resolve());
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.socket.once('connect', () => this.socket.write(encodeFrame(state.hello)));
+      for (const event of ['end', 'close']) this.socket.once(event, () => reject(new Error('closed before the handshake ended')));
+      this.socket.on('data', (chunk) => {
+        for (const body of reader.push(chunk)) {
+          if (!this.#keys) {
+            this.#keys = clientFinish(state, body, () => {});
+            resolve();
+          } else {
+            this.messages.push(P.decodeMessage(this.#keys.opener.open(body)));
+            for (const wake of this.#waiting.splice(0)) wake();
+          }
+        }
+      });
+    });
+    this.ready.catch(() => {});
+  }
+
+  send(type: number, payload?: Uint8Array | string | object): void {
+    this.socket.write(this.#keys!.sealer.seal(P.encodeMessage(type, payload)));
+  }
+
+  /** The n-th message received (from 0), or undefined if the connection closes first. */
+  async message(n: number): Promise<{ type: number; body: Record<string, unknown> } | undefined> {
+    let open = true;
+    void this.closed.then(() => {
+      open = false;
+      for (const wake of this.#waiting.splice(0)) wake();
+    });
+    while (this.messages.length <= n && open) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const m = this.messages[n];
+    return m && { type: m.type, body: m.type === P.WELCOME || m.type === P.DENIED ? P.payloadJson(m.payload) : {} };
+  }
+}
+
+function attacker(t: Test, port: number, options: { localAddress?: string } = {}): Attacker {
+  const a = new Attacker(port, options);
+  t.teardown(() => a.socket.destroy());
+  return a;
+}
+
+/** Whether `promise` settles within `ms` (a bound for a failing test, not a speed check). */
+async function within(promise: Promise<unknown>, ms = 15_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([promise.then(() => true, () => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** Whether the server served an attacker's handshake or refused the connection (bounded). */
+async function outcome(a: Attacker): Promise<'served' | 'refused' | 'no answer'> {
+  if (!(await within(a.ready))) return 'no answer';
+  return a.ready.then(() => 'served' as const, () => 'refused' as const);
+}
+
+/** Waits (bounded) until the server has no session left, so that its log is complete. */
+async function sessionsGone(server: { sessions: Set<unknown> }, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (server.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  return server.sessions.size === 0;
+}
+
+t.test('50 parallel wrong logins then the right one, from one address: no WELCOME while it is blocked', async (t) => {
+  const server = await start(t, { maxFailures: 5, failDelayMs: 500, maxStartups: 100, perSourceMaxStartups: 100 });
+  const attackers = Array.from({ length: 51 }, () => attacker(t, server.port));
+  await Promise.all(attackers.map((a) => a.ready));
+  // All written in one turn: the server reads them in this order, the right password last.
+  for (const [i, a] of attackers.entries()) a.send(P.LOGIN, { user: 'ana', password: i === 50 ? 'clave' : `mala-${i}` });
+  const replies = await Promise.all(attackers.map((a) => a.message(0)));
+  const welcomes = replies.filter((r) => r?.type === P.WELCOME).length;
+  const refusedAtOnce = replies.filter((r) => /Too many failed logins/.test(String(r?.body.message))).length;
+  t.equal(welcomes, 0, 'no WELCOME at all inside the burst');
+  t.equal(replies[50]?.type, P.DENIED, 'the right password, sent while the address is blocked, is refused');
+  t.match(String(replies[50]?.body.message), /Too many failed logins/, 'as rate limited');
+  t.ok(refusedAtOnce >= 45, `at most 5 of the 51 were checked at all (${51 - refusedAtOnce} were)`);
+});
+
+t.test('a fourth login on one connection is never checked: the connection is closed after the third failure', async (t) => {
+  const server = await start(t, { maxFailures: 100 });
+  const a = attacker(t, server.port);
+  await a.ready;
+  for (let i = 0; i < 3; i++) {
+    a.send(P.LOGIN, { user: 'ana', password: `mala-${i}` });
+    const reply = await a.message(i);
+    t.equal(reply?.type, P.DENIED, `failure ${i + 1} is denied`);
+    if (i === 2) t.equal(reply?.body.retry, false, 'the third says no more tries');
+  }
+  t.ok(await within(a.ended), 'the server ends the connection after the third failure');
+  // The attacker ignores that and sends the right password on its still-open side.
+  a.send(P.LOGIN, { user: 'ana', password: 'clave' });
+  t.ok(await sessionsGone(server.server), 'the server closes the connection for good');
+  t.notOk(a.messages.some((m) => m.type === P.WELCOME), 'no WELCOME');
+  const log = await readFile(server.log, 'utf8');
+  t.notMatch(log, /login ok/, 'the fourth login was not checked: no success in the log');
+  t.equal(log.match(/login failed/g)?.length, 3, 'three failures logged, no fourth attempt');
+});
+
+t.test('past the login deadline a connection cannot log in any more', async (t) => {
+  const server = await start(t, { loginTimeoutMs: 300 });
+  const a = attacker(t, server.port);
+  await a.ready;
+  t.ok(await within(a.ended), 'the server ends an idle unauthenticated connection at its deadline');
+  a.send(P.LOGIN, { user: 'ana', password: 'clave' });
+  t.ok(await sessionsGone(server.server), 'the server closes the connection for good');
+  t.notOk(a.messages.some((m) => m.type === P.WELCOME), 'no WELCOME');
+  const log = await readFile(server.log, 'utf8');
+  t.match(log, /no login within 0\.3 s/, 'the deadline is logged');
+  t.notMatch(log, /login ok/, 'the late login was never checked');
+});
+
+t.test('unauthenticated connections are capped per source and in all; established sessions keep working', async (t) => {
+  const server = await start(t, { perSourceMaxStartups: 2, maxStartups: 3 });
+  const established = await server.connect();
+  t.equal((await login(established.channel, established.inbox, 'ana', 'clave')).type, P.WELCOME, 'a session logs in first');
+  const first = [attacker(t, server.port), attacker(t, server.port)];
+  await Promise.all(first.map((a) => a.ready));
+  t.pass('two unauthenticated connections from 127.0.0.1 are served');
+  const third = attacker(t, server.port);
+  t.equal(await outcome(third), 'refused', 'a third one from the same address is refused');
+  const other = attacker(t, server.port, { localAddress: '127.0.0.2' });
+  await other.ready;
+  t.pass('one from 127.0.0.2 is served (3 unauthenticated in all)');
+  const fourth = attacker(t, server.port, { localAddress: '127.0.0.3' });
+  t.equal(await outcome(fourth), 'refused', 'a fourth in all, from 127.0.0.3, is refused');
+  t.equal((await run(established.channel, established.inbox, 'echo still-here')).stdout.toString(), 'still-here\n', 'the established session keeps working');
+  // Logging in frees the slot.
+  first[0]!.send(P.LOGIN, { user: 'ana', password: 'clave' });
+  t.equal((await first[0]!.message(0))?.type, P.WELCOME, 'one of them logs in');
+  const next = attacker(t, server.port);
+  await next.ready;
+  t.pass('and another unauthenticated connection from 127.0.0.1 is served again');
+  const log = await readFile(server.log, 'utf8');
+  t.match(log, /refused: 2 unauthenticated connections from 127\.0\.0\.1/, 'the per-source refusal is logged');
+  t.match(log, /refused: 3 unauthenticated connections in all/, 'the total refusal is logged');
 });

@@ -2,7 +2,10 @@
  * Remote shell server with ssh's design in small: a host key that signs an
  * ephemeral key exchange, every byte after it sealed (login, commands,
  * output), passwords kept only as salted scrypt hashes, failed logins
- * delayed and limited per address.
+ * delayed and limited per address (counted before they are checked), a login
+ * deadline and a try limit that end the connection for good, and a cap on
+ * unauthenticated connections, per address and in all (sshd's LoginGraceTime,
+ * MaxAuthTries, MaxStartups and PerSourceMaxStartups).
  *
  * ```sh
  * npx tsx ej05/server.ts --add-user nahuel          # asks for the password twice (no echo)
@@ -12,7 +15,9 @@
  *
  * Prints `listening on 127.0.0.1:5005 (tcp)` on stdout when ready, and the
  * host key's fingerprint and one line per event on stderr. On first start it
- * creates the host key (`--host-key`, mode 0600).
+ * creates the host key (`--host-key`, mode 0600); a host key others can read
+ * is refused, as sshd refuses one. The session log (`--log`) is made mode
+ * 0600 whatever mode it had.
  *
  * Commands run as the user the server runs as, each through `/bin/sh -c`
  * in the session's working directory, with no standard input. A command that
@@ -27,7 +32,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, fchmodSync, fstatSync, openSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -37,16 +42,29 @@ import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { fingerprint, secureServer, type SecureSocket } from '../lib/secure-channel.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { addUser, checkUserName, homeDir, loadOrCreateHostKey, LoginLimiter, permissionsWarning, verifyPassword } from './keys.ts';
+import { addUser, checkUserName, homeDir, loadOrCreateHostKey, LoginLimiter, userExists, verifyPassword } from './keys.ts';
 import * as P from './protocol.ts';
 import { LineQueue, readTerminalLine } from './tty.ts';
 
 /** Writes the session log: one timestamped line per event, never a password. */
 export type AuditLog = (peer: string, event: string) => void;
 
-/** A session log appended to `file` (created if missing). */
+/**
+ * Opens the session log `file` for appending (created if missing) and makes
+ * it mode 0600 whatever mode it had: it receives commands and their output.
+ * Returns the log and the mode the file had when that was not 0600.
+ */
+export function openSessionLog(file: string): { audit: AuditLog; previousMode: number | undefined } {
+  const fd = openSync(file, 'a', 0o600);
+  const mode = fstatSync(fd).mode & 0o777;
+  if (mode !== 0o600) fchmodSync(fd, 0o600);
+  const audit: AuditLog = (peer, event) => appendFileSync(fd, `${new Date().toISOString()} ${peer} ${event}\n`);
+  return { audit, previousMode: mode === 0o600 ? undefined : mode };
+}
+
+/** A session log appended to `file` (created if missing), mode 0600. */
 export function fileAuditLog(file: string): AuditLog {
-  return (peer, event) => appendFileSync(file, `${new Date().toISOString()} ${peer} ${event}\n`, { mode: 0o600 });
+  return openSessionLog(file).audit;
 }
 
 /** Options of {@link createShellServer}. */
@@ -56,15 +74,22 @@ export interface ShellServerOptions {
   limiter?: LoginLimiter;
   /** Wait after each failed login before answering. */
   failDelayMs?: number;
-  /** Login attempts allowed on one connection. */
+  /** Login attempts allowed on one connection (sshd's MaxAuthTries); the connection then ends. */
   maxAttempts?: number;
-  /** Time allowed from connection to successful login. */
+  /** Time allowed from connection to successful login (sshd's LoginGraceTime); the connection then ends. */
   loginTimeoutMs?: number;
+  /** Unauthenticated connections allowed at once in all (sshd's MaxStartups); more are closed at once. */
+  maxStartups?: number;
+  /** Unauthenticated connections allowed at once from one address (sshd's PerSourceMaxStartups). */
+  perSourceMaxStartups?: number;
   /** Working directory a session starts in. */
   home?: string;
   log?: Logger;
   audit?: AuditLog;
 }
+
+/** Defaults of the login limits, as the server's options document them. */
+export const LIMITS = { maxAttempts: 3, loginTimeoutMs: 60_000, maxStartups: 10, perSourceMaxStartups: 3 } as const;
 
 /** The command line of a `cd` that can be made to persist: a lone `cd`, chaining nothing. */
 export function isPersistentCd(command: string): boolean {
@@ -78,11 +103,46 @@ export function isPersistentCd(command: string): boolean {
  */
 export function createShellServer(options: ShellServerOptions): net.Server & { sessions: Set<Session> } {
   const sessions = new Set<Session>();
+  const maxStartups = options.maxStartups ?? LIMITS.maxStartups;
+  const perSource = options.perSourceMaxStartups ?? LIMITS.perSourceMaxStartups;
+  const log = options.log ?? silent;
+  // Connections not yet logged in, per address and in all.
+  const startups = new Map<string, number>();
+  let total = 0;
   const server = net.createServer((socket) => {
     socket.on('error', () => {}); // reported through the channel
-    const session = new Session(socket, options);
+    const address = socket.remoteAddress ?? '?';
+    const fromHere = startups.get(address) ?? 0;
+    const refusal =
+      fromHere >= perSource
+        ? `${fromHere} unauthenticated connections from ${address} already (--per-source-max-startups ${perSource})`
+        : total >= maxStartups
+          ? `${total} unauthenticated connections in all already (--max-startups ${maxStartups})`
+          : undefined;
+    if (refusal) {
+      const peer = formatAddress(address, socket.remotePort ?? 0);
+      log(`${peer} refused: ${refusal}`);
+      options.audit?.(peer, `refused: ${refusal}`);
+      socket.destroy();
+      return;
+    }
+    startups.set(address, fromHere + 1);
+    total++;
+    let counted = true;
+    const release = () => {
+      if (!counted) return;
+      counted = false;
+      total--;
+      const left = (startups.get(address) ?? 1) - 1;
+      if (left > 0) startups.set(address, left);
+      else startups.delete(address);
+    };
+    const session = new Session(socket, options, release);
     sessions.add(session);
-    void session.start().finally(() => sessions.delete(session));
+    void session.start().finally(() => {
+      release();
+      sessions.delete(session);
+    });
   });
   return Object.assign(server, { sessions });
 }
@@ -92,6 +152,7 @@ export class Session {
   readonly socket: net.Socket;
   readonly peer: string;
   readonly #o: Required<Omit<ShellServerOptions, 'limiter'>> & { limiter: LoginLimiter };
+  readonly #authenticated: () => void;
   #channel: SecureSocket | undefined;
   #user: string | undefined;
   #cwd: string;
@@ -99,14 +160,15 @@ export class Session {
   #checking = false;
   #child: ChildProcess | undefined;
 
-  constructor(socket: net.Socket, options: ShellServerOptions) {
+  /** `authenticated` is called once the login succeeds (the connection is no longer a startup). */
+  constructor(socket: net.Socket, options: ShellServerOptions, authenticated: () => void = () => {}) {
     this.socket = socket;
+    this.#authenticated = authenticated;
     this.peer = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
     this.#o = {
       limiter: options.limiter ?? new LoginLimiter(),
       failDelayMs: 1000,
-      maxAttempts: 3,
-      loginTimeoutMs: 60_000,
+      ...LIMITS,
       home: process.env.HOME ?? process.cwd(),
       log: silent,
       audit: () => {},
@@ -123,20 +185,27 @@ export class Session {
   /** Runs the session to its end. */
   async start(): Promise<void> {
     this.#event('connected');
+    // The deadline counts from the connection, handshake included, and ends it for good.
+    const loginTimer = setTimeout(() => {
+      if (this.#user !== undefined) return;
+      const why = `no login within ${this.#o.loginTimeoutMs / 1000} s`;
+      this.#event(`${why}: closing`);
+      if (this.#channel) {
+        this.#send(P.DISCONNECT, why);
+        this.#channel.end();
+      } else {
+        this.socket.destroy();
+      }
+    }, this.#o.loginTimeoutMs);
     let channel: SecureSocket;
     try {
-      channel = await secureServer(this.socket, this.#o.hostKey);
+      channel = await secureServer(this.socket, this.#o.hostKey, { timeoutMs: Math.min(10_000, this.#o.loginTimeoutMs) });
     } catch (error) {
+      clearTimeout(loginTimer);
       this.#event(`handshake failed: ${(error as Error).message}`);
       return;
     }
     this.#channel = channel;
-    const loginTimer = setTimeout(() => {
-      if (this.#user === undefined) {
-        this.#event(`no login within ${this.#o.loginTimeoutMs / 1000} s: closing`);
-        channel.end();
-      }
-    }, this.#o.loginTimeoutMs);
     await new Promise<void>((resolve) => {
       channel.on('message', (message) => {
         try {
@@ -170,6 +239,8 @@ export class Session {
     if (this.#user === undefined) {
       if (type !== P.LOGIN) throw new SyntaxError(`message type 0x${type.toString(16)} before login`);
       if (this.#checking) throw new SyntaxError('a second login while the first is being checked');
+      // Counted before any work: a try past the limit is never checked.
+      if (++this.#attempts > this.#o.maxAttempts) throw new SyntaxError(`login attempt ${this.#attempts} after the last allowed (${this.#o.maxAttempts})`);
       const { user, password } = P.payloadJson(payload);
       if (typeof user !== 'string' || typeof password !== 'string') throw new SyntaxError('login without a user and password string');
       this.#checking = true;
@@ -193,33 +264,45 @@ export class Session {
     }
   }
 
+  /**
+   * The user field of a login as the log may show it: the name when the
+   * users file has it, otherwise never the text itself (it may be a
+   * password typed one line too early), only its length.
+   */
+  async #loggedName(user: string): Promise<string> {
+    if (/^[\x21-\x7e]{1,64}$/.test(user) && (await userExists(this.#o.usersFile, user))) return `user ${user}`;
+    return `an unknown user name (${[...user].length} characters, not logged)`;
+  }
+
   async #login(user: string, password: string): Promise<void> {
     const address = this.socket.remoteAddress ?? '?';
     const { limiter } = this.#o;
-    const name = /^[\x21-\x7e]{1,64}$/.test(user) ? user : JSON.stringify(user.slice(0, 64));
-    const blocked = limiter.blockedFor(address);
-    if (blocked > 0) {
-      const seconds = Math.ceil(blocked / 1000);
-      this.#event(`login refused for user ${name}: ${limiter.failures(address)} failed logins from ${address} (rate limited for ${seconds} s)`);
+    const attempt = this.#attempts;
+    // Counted as a failure before scrypt runs, so parallel logins cannot all start.
+    const ticket = limiter.begin(address);
+    if (ticket.blockedMs > 0) {
+      const seconds = Math.ceil(ticket.blockedMs / 1000);
       this.#send(P.DENIED, { message: `Too many failed logins from ${address}: try again in ${seconds} s`, retry: false });
       this.#channel?.end();
+      this.#event(`login refused for ${await this.#loggedName(user)}: ${limiter.failures(address)} failed logins from ${address} (rate limited for ${seconds} s)`);
       return;
     }
     const ok = await verifyPassword(this.#o.usersFile, user, password);
+    // Ended meanwhile (the deadline, a bad frame): the verdict is never sent.
     if (this.#channel?.closed) return;
     if (ok) {
+      ticket.succeeded();
       this.#user = user;
-      this.#event(`login ok: user ${name}`);
+      this.#authenticated();
+      this.#event(`login ok: user ${user}`);
       this.#send(P.WELCOME, { user, cwd: this.#cwd });
       return;
     }
-    limiter.fail(address);
-    this.#attempts++;
-    this.#event(`login failed: user ${name} (attempt ${this.#attempts} of ${this.#o.maxAttempts})`);
+    this.#event(`login failed: ${await this.#loggedName(user)} (attempt ${attempt} of ${this.#o.maxAttempts})`);
     // The delay makes guessing slow even within the per-address limit.
     await new Promise((resolve) => setTimeout(resolve, this.#o.failDelayMs));
     if (this.#channel?.closed) return;
-    const retry = this.#attempts < this.#o.maxAttempts && limiter.blockedFor(address) === 0;
+    const retry = attempt < this.#o.maxAttempts && limiter.blockedFor(address) === 0;
     this.#send(P.DENIED, { message: 'Permission denied: wrong user name or password', retry });
     if (!retry) this.#channel?.end();
   }
@@ -329,6 +412,10 @@ const command = defineCommand({
     'max-failures': { type: 'string', metavar: 'N', default: '5', help: 'failed logins from one address before it is refused' },
     lockout: { type: 'string', metavar: 'SECONDS', default: '60', help: 'window in which failed logins count' },
     'fail-delay': { type: 'string', metavar: 'SECONDS', default: '1', help: 'wait before answering a failed login' },
+    'login-grace': { type: 'string', metavar: 'SECONDS', default: String(LIMITS.loginTimeoutMs / 1000), help: "time from connecting to logging in; then the connection is closed (sshd's LoginGraceTime)" },
+    'max-auth-tries': { type: 'string', metavar: 'N', default: String(LIMITS.maxAttempts), help: "login tries on one connection; then it is closed (sshd's MaxAuthTries)" },
+    'max-startups': { type: 'string', metavar: 'N', default: String(LIMITS.maxStartups), help: "connections not yet logged in, in all; more are closed at once (sshd's MaxStartups)" },
+    'per-source-max-startups': { type: 'string', metavar: 'N', default: String(LIMITS.perSourceMaxStartups), help: "connections not yet logged in from one address (sshd's PerSourceMaxStartups)" },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
   epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.\nCommands run as the user running this server.',
@@ -371,6 +458,10 @@ async function main(argv: string[]): Promise<number | void> {
   const maxFailures = parsePositive(opts['max-failures'], 'max-failures', { integer: true });
   const windowMs = parsePositive(opts.lockout, 'lockout') * 1000;
   const failDelayMs = parsePositive(opts['fail-delay'], 'fail-delay') * 1000;
+  const loginTimeoutMs = parsePositive(opts['login-grace'], 'login-grace') * 1000;
+  const maxAttempts = parsePositive(opts['max-auth-tries'], 'max-auth-tries', { integer: true });
+  const maxStartups = parsePositive(opts['max-startups'], 'max-startups', { integer: true });
+  const perSourceMaxStartups = parsePositive(opts['per-source-max-startups'], 'per-source-max-startups', { integer: true });
   const log = createLogger('ej05-server', { quiet: opts.quiet });
   const workdir = opts.workdir === undefined ? undefined : path.resolve(opts.workdir);
   if (workdir && !(await stat(workdir).catch(() => undefined))?.isDirectory()) throw new UsageError(`argument --workdir: ${workdir} is not a directory`);
@@ -380,13 +471,16 @@ async function main(argv: string[]): Promise<number | void> {
     throw new CliError(error.message);
   });
   log(`${created ? 'created' : 'loaded'} host key ${hostKeyFile}: ED25519 ${fingerprint(keyPair.publicKey)}`);
-  const warning = await permissionsWarning(hostKeyFile);
-  if (warning) log(`warning: ${warning}`);
-  const audit = opts.log === undefined ? undefined : fileAuditLog(opts.log);
-  try {
-    audit?.('-', `server starting on ${formatAddress(host, port)}, host key ${fingerprint(keyPair.publicKey)}`);
-  } catch (error) {
-    throw new CliError(`cannot write the session log ${opts.log}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  let audit: AuditLog | undefined;
+  if (opts.log !== undefined) {
+    try {
+      const opened = openSessionLog(opts.log);
+      audit = opened.audit;
+      if (opened.previousMode !== undefined) log(`session log ${opts.log} was mode ${opened.previousMode.toString(8)}: made it 600 (it holds commands and their output)`);
+      audit('-', `server starting on ${formatAddress(host, port)}, host key ${fingerprint(keyPair.publicKey)}`);
+    } catch (error) {
+      throw new CliError(`cannot write the session log ${opts.log}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
   }
 
   const server = trackConnections(
@@ -395,6 +489,10 @@ async function main(argv: string[]): Promise<number | void> {
       usersFile,
       limiter: new LoginLimiter({ maxFailures, windowMs }),
       failDelayMs,
+      loginTimeoutMs,
+      maxAttempts,
+      maxStartups,
+      perSourceMaxStartups,
       log,
       ...(workdir ? { home: workdir } : {}),
       ...(audit ? { audit } : {}),
