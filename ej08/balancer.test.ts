@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { TSX } from '../lib/fixtures/spawn.ts';
-import { RequestParser } from '../lib/http.ts';
+import { type RequestHead, RequestParser } from '../lib/http.ts';
 import {
   type BackendSpec,
   BUNDLED_CONFIG,
@@ -259,4 +259,184 @@ t.test('balancer.ts: a bad config.ini exits 2 naming the line; -h exits 0', asyn
   const help = await run(['-h']);
   t.equal(help.code, 0);
   t.match(help.stdout, /usage: balancer\.ts \[-h\] \[--host HOST\] \[--port PORT\] \[--config FILE\]/);
+});
+
+// --- Request smuggling: what reaches a backend is what the balancer framed. ---
+
+/** What a logging backend saw on one connection: every byte, and the requests they parse into. */
+type Conn = { bytes: Buffer[]; requests: { head: RequestHead; body: string }[] };
+
+/**
+ * A keep-alive backend that logs every byte it receives, per connection, and
+ * answers each request it parses (lib/http's parser, as any HTTP/1.1 server)
+ * with `page for TARGET`; `answer` can replace the response bytes.
+ */
+async function loggingBackend(t: Test, answer?: (head: RequestHead) => string): Promise<{ port: number; conns: Conn[] }> {
+  const conns: Conn[] = [];
+  const server = net.createServer((socket) => {
+    const conn: Conn = { bytes: [], requests: [] };
+    conns.push(conn);
+    const parser = new RequestParser();
+    let current: { head: RequestHead; body: string } | undefined;
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      conn.bytes.push(chunk);
+      for (const event of parser.push(chunk)) {
+        if (event.type === 'head') current = { head: event.head, body: '' };
+        else if (event.type === 'data' && current) current.body += Buffer.from(event.data).toString('latin1');
+        else if (event.type === 'end' && current) {
+          conn.requests.push(current);
+          const page = `page for ${current.head.target}`;
+          socket.write(answer ? answer(current.head) : `HTTP/1.1 200 OK\r\nContent-Length: ${page.length}\r\n\r\n${page}`);
+          current = undefined;
+        } else if (event.type === 'error') socket.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections?.();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as net.AddressInfo).port, conns };
+}
+
+/** Every byte a connection carried, parsed afresh: the requests, and whether anything was left unframed. */
+function reparse(conn: Conn): { targets: string[]; bodies: string[]; leftover: boolean; error?: string } {
+  const parser = new RequestParser();
+  const targets: string[] = [];
+  const bodies: string[] = [];
+  let body = '';
+  for (const event of parser.push(Buffer.concat(conn.bytes))) {
+    if (event.type === 'head') {
+      targets.push(event.head.target);
+      body = '';
+    } else if (event.type === 'data') body += Buffer.from(event.data).toString('latin1');
+    else if (event.type === 'end') bodies.push(body);
+    else if (event.type === 'error') return { targets, bodies, leftover: true, error: event.error.message };
+  }
+  return { targets, bodies, leftover: !parser.idle };
+}
+
+/** Sends `request` on a new connection; resolves with what came back once `done(text)` holds or the balancer closes. */
+function exchangeUntil(port: number, request: string, done: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => socket.destroy(), 10_000);
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+      if (done(text)) socket.destroy();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    socket.write(Buffer.from(request, 'latin1')); // one byte a character: a test's \xa0 is the byte 0xA0, not UTF-8's C2 A0
+  });
+}
+
+/** Whether `text` holds `count` whole responses framed by Content-Length. */
+function hasResponses(text: string, count: number): boolean {
+  let rest = text;
+  for (let i = 0; i < count; i++) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) return false;
+    const length = /\r\ncontent-length: *(\d+)/i.exec(rest.slice(0, end + 2));
+    if (!length) return false;
+    const next = end + 4 + Number(length[1]);
+    if (rest.length < next) return false;
+    rest = rest.slice(next);
+  }
+  return true;
+}
+
+t.test('request smuggling: a body behind `Connection: Content-Length` stays a body, and the next client gets its own page', async (t) => {
+  const backend = await loggingBackend(t);
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  // The body is the start of a second request, left unfinished: on a pooled connection the
+  // victim's request line would become its X-Ignore value, and the victim would get /evil.
+  const smuggled = 'GET /evil HTTP/1.1\r\nHost: lb\r\nX-Ignore: ';
+  const attack = `GET / HTTP/1.1\r\nHost: lb\r\nConnection: Content-Length\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`;
+  const attacker = await exchangeUntil(port, attack, (text) => hasResponses(text, 1));
+  t.match(attacker, /^HTTP\/1\.1 200 OK\r\n/, 'the attacker\'s GET is answered');
+  const victim = await exchangeUntil(port, GET('/index.html', 'Connection: close\r\n'), (text) => hasResponses(text, 1));
+  t.match(victim, /\r\n\r\npage for \/index\.html$/, `the victim gets its own page (got ${JSON.stringify(victim.split('\r\n\r\n')[1] ?? victim)})`);
+  t.equal(backend.conns.length, 1, 'both requests went over one pooled backend connection');
+  const seen = backend.conns.map(reparse);
+  for (const [i, conn] of seen.entries()) {
+    t.notOk(conn.leftover, `backend connection ${i + 1}: every byte belongs to a framed request${conn.error ? ` (${conn.error})` : ''}`);
+    t.notOk(conn.targets.includes('/evil'), `backend connection ${i + 1}: the smuggled request never reached the backend as a request`);
+  }
+  t.same(seen.flatMap((c) => c.targets), ['/', '/index.html'], 'the backend saw exactly the two requests the clients sent');
+  t.equal(seen[0]?.bodies[0], smuggled, 'the attacker\'s body reached the backend as a body, framed by the balancer\'s Content-Length');
+});
+
+t.test('the balancer restates the framing it forwards: its own Content-Length, or chunked', async (t) => {
+  const backend = await loggingBackend(t);
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  const requests =
+    'PUT /a HTTP/1.1\r\nHost: lb\r\nConnection: content-length, host\r\nContent-Length: 3\r\n\r\nabc' +
+    'PUT /b HTTP/1.1\r\nHost: lb\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n' +
+    GET('/c', 'Connection: close\r\n');
+  const text = await exchangeUntil(port, requests, (text) => hasResponses(text, 3));
+  t.equal(text.match(/HTTP\/1\.1 200 OK/g)?.length, 3, 'three answers');
+  const heads = backend.conns.flatMap((c) => c.requests);
+  t.same(heads.map((r) => [r.head.target, r.body]), [['/a', 'abc'], ['/b', 'de'], ['/c', '']], 'each body reached the backend whole, and nothing else');
+  t.equal(heads[0]?.head.headers.get('content-length'), '3', 'a Content-Length named in Connection is restated');
+  t.equal(heads[0]?.head.headers.get('host'), 'lb', 'a Host named in Connection is kept');
+  t.equal(heads[1]?.head.headers.get('transfer-encoding'), 'chunked', 'a chunked body goes on chunked');
+  t.notOk(heads[1]?.head.headers.has('content-length'), 'with no Content-Length beside it');
+  for (const conn of backend.conns) t.notOk(reparse(conn).leftover, 'no unframed byte on a backend connection');
+});
+
+t.test('a response whose Content-Length is named in Connection keeps its framing to the client', async (t) => {
+  const backend = await loggingBackend(t, () => 'HTTP/1.1 200 OK\r\nConnection: Content-Length, X-Private\r\nX-Private: p\r\nContent-Length: 5\r\n\r\nhello');
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  const text = await exchangeUntil(port, GET('/1') + GET('/2', 'Connection: close\r\n'), (text) => hasResponses(text, 2));
+  const responses = text.split(/(?=HTTP\/1\.1 )/);
+  t.equal(responses.length, 2, `two responses (got ${JSON.stringify(text)})`);
+  for (const response of responses) {
+    t.match(response, /\r\nContent-Length: 5\r\n/, 'Content-Length: 5 is restated');
+    t.notMatch(response, /X-Private/, 'the field Connection names is dropped');
+    t.match(response, /\r\n\r\nhello$/, 'the body is whole');
+  }
+});
+
+t.test('a backend connection that sends more than the response asked for is not reused', async (t) => {
+  let first = true;
+  const backend = await loggingBackend(t, (head) => {
+    const page = `page for ${head.target}`;
+    const own = `HTTP/1.1 200 OK\r\nContent-Length: ${page.length}\r\n\r\n${page}`;
+    if (!first) return own;
+    first = false;
+    return `${own}HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil`; // an answer nobody asked for
+  });
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  const one = await exchangeUntil(port, GET('/1'), (text) => hasResponses(text, 1));
+  t.match(one, /page for \/1$/);
+  const two = await exchangeUntil(port, GET('/2', 'Connection: close\r\n'), (text) => hasResponses(text, 1));
+  t.match(two, /page for \/2$/, 'the next client gets its own page');
+  t.equal(backend.conns.length, 2, 'the second request went over a new backend connection');
+});
+
+t.test('framing the balancer cannot trust is refused with 400 and the connection closed; nothing reaches a backend', async (t) => {
+  const backend = await loggingBackend(t);
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  const cases: [string, string][] = [
+    ['Content-Length: 5, 5', 'PUT /x HTTP/1.1\r\nHost: lb\r\nContent-Length: 5, 5\r\n\r\nhello'],
+    ['Content-Length twice', 'PUT /x HTTP/1.1\r\nHost: lb\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello'],
+    ['Content-Length: 5 and a no-break space', 'PUT /x HTTP/1.1\r\nHost: lb\r\nContent-Length: 5\xa0\r\n\r\nhello'],
+    ['Transfer-Encoding on HTTP/1.0', 'PUT /x HTTP/1.0\r\nHost: lb\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+    ['Content-Length and Transfer-Encoding', 'PUT /x HTTP/1.1\r\nHost: lb\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ];
+  for (const [what, request] of cases) {
+    // A second request follows on the same connection: it must not be read once framing is in doubt.
+    const text = await exchangeUntil(port, request + GET('/after'), () => false);
+    t.match(text, /^HTTP\/1\.[01] 400 Bad Request\r\n/, `${what}: 400`);
+    t.match(text, /\r\nConnection: close\r\n/, `${what}: Connection: close, and the connection closed`);
+    t.equal(text.match(/HTTP\/1\.1 /g)?.length ?? 0, text.startsWith('HTTP/1.1 ') ? 1 : 0, `${what}: the request after it is not answered`);
+  }
+  t.equal(backend.conns.length, 0, 'no backend connection was opened for any of them');
 });

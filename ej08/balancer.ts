@@ -221,11 +221,16 @@ export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DE
  * The request head sent to a backend: hop-by-hop fields dropped,
  * `X-Forwarded-For` extended with the client's address, `X-Forwarded-Proto`,
  * `X-Forwarded-Host` and `Via` added, a Host supplied for an HTTP/1.0
- * client that sent none, and the body framing restated.
+ * client that sent none, and the body framing written by the balancer
+ * itself from what its parser read: `Content-Length: N` for a body of N
+ * bytes, `Transfer-Encoding: chunked` for a chunked one, neither for none.
+ * Whatever framing fields the client sent (or named in Connection) never
+ * reach the backend as they were, so the backend delimits the body exactly
+ * where the balancer did (no request smuggling).
  */
 export function backendRequestHeaders(head: RequestHead, clientIp: string, backend: { host: string; port: number }, reuse: boolean): HeaderList {
   const headers = withoutHopByHop(head.headers);
-  headers.delete('expect');
+  headers.delete('expect').delete('content-length').delete('transfer-encoding');
   const forwarded = headers.get('x-forwarded-for');
   headers.set('X-Forwarded-For', forwarded ? `${forwarded}, ${clientIp}` : clientIp);
   headers.set('X-Forwarded-Proto', 'http');
@@ -234,7 +239,8 @@ export function backendRequestHeaders(head: RequestHead, clientIp: string, backe
   else headers.set('X-Forwarded-Host', host);
   const via = headers.get('via');
   headers.set('Via', via ? `${via}, ${VIA}` : VIA);
-  if (head.framing.kind === 'chunked') headers.set('Transfer-Encoding', 'chunked');
+  if (head.framing.kind === 'length') headers.set('Content-Length', head.framing.length);
+  else if (head.framing.kind === 'chunked') headers.set('Transfer-Encoding', 'chunked');
   headers.set('Connection', reuse ? 'keep-alive' : 'close');
   return headers;
 }
@@ -607,8 +613,9 @@ export function createBalancer({
       }
       const head = pending.head;
       const line = `${this.ip} "${head.method} ${head.target} ${head.version}"`;
-      if (head.version === 'HTTP/1.1' && head.headers.getAll('host').length !== 1) {
-        const message = 'an HTTP/1.1 request needs exactly one Host header';
+      const hosts = head.headers.getAll('host').length;
+      if (hosts > 1 || (head.version === 'HTTP/1.1' && hosts !== 1)) {
+        const message = hosts > 1 ? `a request may have one Host header, not ${hosts}` : 'an HTTP/1.1 request needs exactly one Host header';
         await this.page(head, 400, message, false);
         accessLog(`${line} -> - 400 ${elapsed(started)} ms (${message})`);
         return false;
@@ -718,13 +725,16 @@ export function createBalancer({
           conn.on('close', () => fail('connection closed before the response was complete'));
           conn.on('data', (chunk: Buffer) => {
             clearTimeout(headTimer);
-            for (const event of parser.push(chunk)) handleEvent(event);
+            const events = parser.push(chunk);
+            // Anything after the response's end (a second answer nobody asked for) means the
+            // backend reads the connection differently: it is not reused.
+            for (const [i, event] of events.entries()) handleEvent(event, i === events.length - 1);
           });
           conn.on('end', () => {
             for (const event of parser.finish()) handleEvent(event);
             if (!settled) fail(response ? 'connection closed in the middle of the body' : 'connection closed before any response');
           });
-          const handleEvent = (event: ReturnType<ResponseParser['push']>[number]) => {
+          const handleEvent = (event: ReturnType<ResponseParser['push']>[number], last = true) => {
             if (settled) return;
             if (event.type === 'head') {
               if (event.head.status < 200) return; // interim: the final answer follows
@@ -742,7 +752,7 @@ export function createBalancer({
             } else if (event.type === 'end') {
               if (!response) return;
               if (chunked) this.socket.write(lastChunk());
-              const reusable = reuse && keepAlive(response) && response.framing.kind !== 'close' && parser.idle && pending.ended;
+              const reusable = reuse && last && keepAlive(response) && response.framing.kind !== 'close' && parser.idle && pending.ended;
               if (reusable) release(backend, conn);
               else conn.destroy();
               finish({ ok: true, status: response.status, keep: keepClient });
@@ -793,9 +803,23 @@ export function createBalancer({
       });
     }
 
-    /** The head sent to the client for a backend's response, and how its body is framed. */
+    /**
+     * The head sent to the client for a backend's response, and how its body
+     * is framed: the framing is restated from what the parser read (its
+     * Content-Length, or chunked, or to the close), whatever the backend's
+     * Connection header named.
+     */
     responseHeaders(request: RequestHead, response: ResponseHead, clientKeep: boolean): { headers: HeaderList; chunked: boolean; keep: boolean } {
       const headers = withoutHopByHop(response.headers);
+      headers.delete('transfer-encoding');
+      const declared = headers.getAll('content-length');
+      if (response.framing.kind === 'length') {
+        // Kept in its place when it already says the length the parser framed by.
+        if (declared.length !== 1 || declared[0] !== String(response.framing.length)) headers.set('Content-Length', response.framing.length);
+      } else if (response.framing.kind !== 'none' || response.status === 204 || !(declared.length === 1 && /^\d{1,15}$/.test(declared[0] ?? ''))) {
+        // A HEAD or 304 answer keeps a plain Content-Length (the size of the body it stands for); nothing else does.
+        headers.delete('content-length');
+      }
       const via = headers.get('via');
       headers.set('Via', via ? `${via}, ${VIA}` : VIA);
       let keep = clientKeep;

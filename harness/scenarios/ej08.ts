@@ -164,6 +164,65 @@ function field(head: string, name: string): string | undefined {
   return new RegExp(`\\r\\n${name}:[ \\t]*([^\\r]*)`, 'i').exec(head)?.[1];
 }
 
+/** What a logging backend saw on one connection: every byte, and the request heads it answered. */
+interface LoggedConn {
+  bytes: Buffer[];
+  heads: string[];
+  /** Bytes received that do not (yet) make a whole request: unframed, if they stay. */
+  pending: () => number;
+}
+
+/**
+ * A keep-alive harness backend that logs every byte it receives, per
+ * connection, keeps each request head it reads, and answers each request
+ * (head, then a Content-Length body; read by the harness's own code, as a
+ * plain HTTP/1.1 server reads it) with `page for TARGET`. A chunked body or
+ * a Content-Length that is not plain digits closes the connection (the
+ * balancer's requests here should have neither).
+ */
+async function loggingBackend(ctx: Context): Promise<{ port: number; conns: LoggedConn[] }> {
+  const conns: LoggedConn[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    let buffer = Buffer.alloc(0);
+    const conn: LoggedConn = { bytes: [], heads: [], pending: () => buffer.length };
+    conns.push(conn);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', (chunk: Buffer) => {
+      conn.bytes.push(chunk);
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        const end = buffer.indexOf('\r\n\r\n', 0, 'latin1');
+        if (end < 0) return;
+        const head = buffer.subarray(0, end).toString('latin1');
+        const declared = field(head, 'Content-Length') ?? '0';
+        if (/\r\ntransfer-encoding:/i.test(head) || !/^\d{1,9}$/.test(declared)) {
+          conn.heads.push(head);
+          return void socket.destroy();
+        }
+        const length = Number(declared);
+        if (buffer.length < end + 4 + length) return;
+        conn.heads.push(head);
+        buffer = buffer.subarray(end + 4 + length);
+        const page = `page for ${head.split(' ')[1] ?? '?'}`;
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${page.length}\r\n\r\n${page}`);
+      }
+    });
+  });
+  const port = await ctx.port();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, ctx.host, resolve);
+  });
+  ctx.t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port, conns };
+}
+
 function checkAlive(ctx: Context, proc: Proc): void {
   ctx.t.notMatch(proc.stderr, TRACEBACK, 'the balancer printed no stack trace');
   ctx.t.equal(proc.exit, undefined, 'the balancer is still running');
@@ -358,6 +417,64 @@ export default defineScenario('ej08', 'HTTP load balancer', [
       const { status, body } = await fetchOnce(port, '/after');
       ctx.t.equal(status, 200, 'a good request afterwards is served');
       ctx.t.equal(body, 'raw-backend');
+      checkAlive(ctx, proc);
+    },
+  },
+  {
+    id: 'smuggling',
+    title: 'request smuggling: a body behind `Connection: Content-Length` reaches the backend as a body, and the next client on the pooled connection gets its own page',
+    roles: ['balancer'],
+    async run(ctx) {
+      const backend = await loggingBackend(ctx);
+      const { proc, port } = await startBalancer(ctx, await writeConfig(ctx, [backend.port]));
+      // The body is the start of a second request, left unfinished: a backend that read it as one
+      // would take the next request line on that connection as its X-Ignore value, and answer /evil.
+      const smuggled = 'GET /evil HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Ignore: ';
+      const attack = `GET /attacker HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Content-Length\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`;
+      const attacker = splitResponses((await rawExchange(ctx.host, port, attack, { idleMs: 1500, timeoutMs: 10_000 })).bytes).responses;
+      ctx.t.ok(attacker.length >= 1, `the attacker's request is answered (${attacker[0]?.statusLine ?? 'no answer'})`);
+      const victim = await fetchOnce(port, '/index.html');
+      ctx.t.equal(victim.status, 200, 'the victim\'s GET /index.html: 200');
+      ctx.t.equal(victim.body, 'page for /index.html', `the victim gets its own page (got ${JSON.stringify(victim.body)})`);
+      // The health checks (GET / here) reach the backend too: only the clients' requests count.
+      const heads = backend.conns.flatMap((c) => c.heads).filter((h) => /^GET \/(attacker|index\.html|evil) /.test(h));
+      ctx.t.notOk(heads.some((h) => h.startsWith('GET /evil ')), 'the smuggled request never reached the backend as a request');
+      ctx.t.same(heads.map((h) => h.split(' ')[1]), ['/attacker', '/index.html'], 'the backend answered exactly the two requests the clients sent');
+      ctx.t.equal(field(heads[0] ?? '', 'Content-Length'), String(smuggled.length), 'the attacker\'s body was framed for the backend by a Content-Length');
+      for (const [i, conn] of backend.conns.entries()) {
+        ctx.t.equal(conn.pending(), 0, `backend connection ${i + 1}: no byte left over that no request framed (${conn.bytes.reduce((n, b) => n + b.length, 0)} bytes received)`);
+      }
+      checkAlive(ctx, proc);
+    },
+  },
+  {
+    id: 'framing-refused',
+    title: 'framing in doubt (`Content-Length: 5, 5`, a no-break space after the length, Transfer-Encoding on HTTP/1.0, Content-Length with Transfer-Encoding): 400, the connection closed, nothing forwarded',
+    roles: ['balancer'],
+    async run(ctx) {
+      const backend = await loggingBackend(ctx);
+      const { proc, port } = await startBalancer(ctx, await writeConfig(ctx, [backend.port]));
+      const host = `Host: 127.0.0.1:${port}\r\n`;
+      const cases: [string, string][] = [
+        ['Content-Length: 5, 5', `PUT /x HTTP/1.1\r\n${host}Content-Length: 5, 5\r\n\r\nhello`],
+        ['Content-Length twice', `PUT /x HTTP/1.1\r\n${host}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello`],
+        ['Content-Length: 5 and the byte 0xA0', `PUT /x HTTP/1.1\r\n${host}Content-Length: 5\xa0\r\n\r\nhello`],
+        ['Transfer-Encoding on HTTP/1.0', `PUT /x HTTP/1.0\r\n${host}Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
+        ['Content-Length and Transfer-Encoding', `PUT /x HTTP/1.1\r\n${host}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+      ];
+      for (const [what, request] of cases) {
+        // rawExchange writes the string as latin1: \xa0 is one byte.
+        const { bytes, closed } = await rawExchange(ctx.host, port, `${request}GET /after HTTP/1.1\r\n${host}\r\n`, { idleMs: 3000, timeoutMs: 10_000 });
+        const { responses } = splitResponses(bytes);
+        ctx.t.equal(responses[0]?.status, 400, `${what}: 400 (${responses[0]?.statusLine ?? 'no answer'})`);
+        ctx.t.equal(responses.length, 1, `${what}: the request after it on the connection is not answered`);
+        ctx.t.ok(closed, `${what}: the balancer closes the connection`);
+      }
+      const forwarded = backend.conns.flatMap((c) => c.heads).filter((h) => /^\S+ \/(x|after) /.test(h));
+      ctx.t.equal(forwarded.length, 0, `none of them reached the backend${forwarded.length ? `: ${JSON.stringify(forwarded[0])}` : ''}`);
+      const { status, body } = await fetchOnce(port, '/good');
+      ctx.t.equal(status, 200, 'a good request afterwards is served');
+      ctx.t.equal(body, 'page for /good');
       checkAlive(ctx, proc);
     },
   },
