@@ -171,6 +171,9 @@ export function answerDatagram(datagram: Uint8Array, source: TimeSource, region:
   return { reply, what: `zone ${JSON.stringify(zone || region.zone.name)}: ${status}` };
 }
 
+/** How long a TCP daytime connection may stay open after the line is sent, waiting for the client to close. */
+export const TCP_LINGER_MS = 2000;
+
 /** Options of {@link startServer}. */
 export interface ServerOptions {
   host: string;
@@ -205,11 +208,17 @@ export async function startServer({ host, port, source, region, log = silent }: 
   udp.on('error', (error) => log(`udp socket error: ${error.message}`));
   const bound = await bindUdp(udp, host, port);
 
-  // RFC 867 over TCP: the line on connect, then close.
+  // RFC 867 over TCP: the line on connect, then close, whatever the client sends.
+  // What it sends is read and dropped (an unread byte would keep the connection,
+  // and its descriptor, from ever seeing the client's FIN), and a client that
+  // never closes its side is cut off after TCP_LINGER_MS.
   const tcp = trackConnections(
     net.createServer((socket) => {
       const from = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
       socket.on('error', (error) => log(`${from} tcp error: ${error.message}`));
+      socket.resume();
+      const linger = setTimeout(() => socket.destroy(), TCP_LINGER_MS);
+      socket.once('close', () => clearTimeout(linger));
       socket.end(daytimeLine(source.now(), region));
       log(`${from} tcp daytime`);
     }),

@@ -18,7 +18,7 @@ import path from 'node:path';
 import type dgram from 'node:dgram';
 import { type FakeNtp, startFakeNtp } from '../fake-ntp.ts';
 import { checkLogged, type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
-import { closeUdp, udpExchange, udpSocket } from '../wire.ts';
+import { closeUdp, tcpConnect, udpExchange, udpSocket } from '../wire.ts';
 
 const clock = () => performance.timeOrigin + performance.now();
 
@@ -62,15 +62,54 @@ function parseResponse(reply: Buffer): TzResponse {
   };
 }
 
-/** One request from the harness's socket, timed on the harness's clock. */
-async function ask(socket: dgram.Socket, server: { host: string; port: number }, zone = ''): Promise<{ response: TzResponse; t0: number; t1: number } | undefined> {
+/**
+ * Sends `datagram` from `socket` to the server and resolves with the first
+ * reply from it that `accept` takes, trying `tries` times `timeoutMs` apart;
+ * undefined when none comes. Other datagrams (a late reply to an earlier
+ * request, say) are skipped, not taken for this request's reply.
+ */
+function exchangeMatching(
+  socket: dgram.Socket,
+  server: { host: string; port: number },
+  datagram: Uint8Array,
+  accept: (reply: Buffer) => boolean,
+  { timeoutMs = 1000, tries = 1 } = {},
+): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let timer: ReturnType<typeof setTimeout>;
+    const finish = (reply: Buffer | undefined) => {
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      resolve(reply);
+    };
+    const onMessage = (reply: Buffer, from: dgram.RemoteInfo) => {
+      if (from.port === server.port && accept(reply)) finish(reply);
+    };
+    const send = () => {
+      if (sent++ === tries) return finish(undefined);
+      socket.send(datagram, server.port, server.host);
+      timer = setTimeout(send, timeoutMs);
+    };
+    socket.on('message', onMessage);
+    send();
+  });
+}
+
+/** Whether `reply` is a time-zone response carrying `nonce`. */
+const answers = (nonce: number) => (reply: Buffer) => reply.length === 104 && reply.toString('latin1', 0, 2) === 'TZ' && reply[3] === 2 && reply.readUInt32BE(4) === nonce;
+
+/**
+ * One request from the harness's socket, timed on the harness's clock. Its
+ * reply is the one that carries its nonce: a late reply to an earlier request
+ * on the same socket is skipped, never read as this one's.
+ */
+async function ask(socket: dgram.Socket, server: { host: string; port: number }, zone = '', { timeoutMs = 1000, tries = 1 } = {}): Promise<{ response: TzResponse; t0: number; t1: number } | undefined> {
   const nonce = randomBytes(4).readUInt32BE(0);
   const t0 = clock();
-  const reply = await udpExchange(socket, server.host, server.port, tzRequest(zone, nonce), { timeoutMs: 1000, tries: 1 });
+  const reply = await exchangeMatching(socket, server, tzRequest(zone, nonce), answers(nonce), { timeoutMs, tries });
   const t1 = clock();
-  if (!reply) return undefined;
-  const response = parseResponse(reply);
-  return response.nonce === nonce ? { response, t0, t1 } : undefined;
+  return reply ? { response: parseResponse(reply), t0, t1 } : undefined;
 }
 
 /** Asks until the server reports itself synchronised (stratum below 16) or `timeoutMs` passes. */
@@ -200,7 +239,7 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
         const server = await serverWithNtp(ctx, fake);
         const socket = await udpSocket();
         try {
-          const good = tzRequest('UTC', 1);
+          const good = tzRequest('UTC', 0x4d414c46);
           const bad: [string, Buffer, number | 'daytime'][] = [
             ['55 bytes', good.subarray(0, 55), 2],
             ['57 bytes', Buffer.concat([good, Buffer.of(0)]), 2],
@@ -211,14 +250,21 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
             ['garbage after the padding', Buffer.concat([good.subarray(0, 55), Buffer.of(0x41)]), 2],
           ];
           for (const [what, datagram, expected] of bad) {
-            const reply = await udpExchange(socket, server.host, server.port, datagram, { timeoutMs: 1000, tries: 2 });
-            ctx.t.ok(reply, `${what}: answered`);
-            if (reply) ctx.t.equal(reply.length === 104 ? reply[8] : `${reply.length} bytes`, expected, `${what}: status ${expected}`);
+            // A socket of its own for each: a reply to the previous case (a retry's) cannot be taken for this one's.
+            const own = await udpSocket();
+            try {
+              const reply = await udpExchange(own, server.host, server.port, datagram, { timeoutMs: 1000, tries: 3 });
+              ctx.t.ok(reply, `${what}: answered`);
+              if (reply) ctx.t.equal(reply.length === 104 ? reply[8] : `${reply.length} bytes`, expected, `${what}: status ${expected}`);
+            } finally {
+              await closeUdp(own);
+            }
           }
+          // 200 random datagrams, then at once a good request on the same socket: the
+          // answers to the 200 may come before or after its own, and are skipped by nonce.
           for (let i = 0; i < 200; i++) socket.send(randomBytes(i * 7), server.port, server.host);
-          await new Promise((resolve) => setTimeout(resolve, 300));
-          const after = await ask(socket, server, 'Europe/Madrid');
-          ctx.t.equal(after?.response.status, 0, 'after 207 malformed datagrams a good request is answered');
+          const after = await ask(socket, server, 'Europe/Madrid', { timeoutMs: 2000, tries: 3 });
+          ctx.t.equal(after?.response.status, 0, 'after 207 malformed datagrams a good request is answered (its reply matched by its nonce)');
           ctx.t.equal(server.proc.exit, undefined, 'the server is still running');
         } finally {
           await closeUdp(socket);
@@ -384,7 +430,21 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
       const tcpPort = await ctx.port();
       ctx.spawn('socat-udp', ['socat', `UDP-RECVFROM:${udpPort},bind=127.0.0.1,fork`, 'SYSTEM:date -u']);
       ctx.spawn('socat-tcp', ['socat', `TCP-LISTEN:${tcpPort},bind=127.0.0.1,reuseaddr,fork`, 'SYSTEM:date -u']);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Wait until both listen (an answer, a connection), not for a fixed while.
+      const probe = await udpSocket();
+      try {
+        ctx.t.ok(await udpExchange(probe, '127.0.0.1', udpPort, Buffer.from('\n'), { timeoutMs: 250, tries: 40 }), 'socat answers on UDP');
+      } finally {
+        await closeUdp(probe);
+      }
+      let listening = false;
+      for (let i = 0; i < 40 && !listening; i++) {
+        listening = await tcpConnect('127.0.0.1', tcpPort, 1000).then(
+          (socket) => (socket.destroy(), true),
+          () => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 250)),
+        );
+      }
+      ctx.t.ok(listening, 'socat listens on TCP');
       const expected = execFileSync('date', ['-u', '+%a %b'], { encoding: 'utf8' }).trim().split(' ');
       for (const [what, args] of [['UDP', []], ['TCP', ['--tcp']]] as const) {
         const run = await ctx.client('client', ['--daytime', ...args, '--host', '127.0.0.1', '--port', String(what === 'UDP' ? udpPort : tcpPort), '--timeout', '2']);
