@@ -23,14 +23,25 @@
  * that fails to answer is dropped and the master serves on without it; it
  * catches up when it registers again. Protocol: ej12/protocol.ts.
  *
+ * A registration is checked before the master connects anywhere: the
+ * master connects back only to the address the REGISTRAR came from (the
+ * port is the slave's word), never to a slave's address while a live slave
+ * holds it (that one stays until its connection fails; a REGISTRAR naming it
+ * only makes the master check it is alive), and each registration gets a
+ * fresh random node id that the master's COPIAR must carry, so a slave can
+ * tell its master's channel from a stranger's. With `--secret-file`, a
+ * REGISTRAR is accepted only in the authenticated mode (ej12/link.ts), and
+ * the master's channel to each slave speaks it too.
+ *
  * @module
  */
+import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import { defineCommand, formatAddress, parseHost, parsePort } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { answer, Link } from './link.ts';
+import { answer, Link, normalizeAddress, readSecretFile } from './link.ts';
 import {
   ACTION_NAMES,
   AGREGAR_ARCHIVO,
@@ -47,6 +58,10 @@ import { type Change, diff, manifest, MUTATING, parseManifest, putFile, readChan
 
 /** How long a slave has to acknowledge one change before it is dropped. */
 const REPLICA_TIMEOUT_MS = 15_000;
+/** How long a live slave has to answer the check a REGISTRAR naming its address triggers. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::']);
 
 /** A registered slave: its connection and the queue of changes to send it, in order. */
 class Replica {
@@ -55,6 +70,7 @@ class Replica {
   readonly link: Link;
   #queue: Promise<void> = Promise.resolve();
   #failed: Error | undefined;
+  #probing = false;
 
   constructor(id: number, where: string, link: Link) {
     this.id = id;
@@ -64,6 +80,17 @@ class Replica {
 
   get failed(): Error | undefined {
     return this.#failed ?? this.link.closed;
+  }
+
+  /** Checks, after what is queued, that the slave still answers (a listing of its root); one check at a time. */
+  probe(): void {
+    if (this.#probing) return;
+    this.#probing = true;
+    void this.enqueue(async () => {
+      await this.link.request(message(REMOTO, '', JSON.stringify(['ls', '']), this.id), PROBE_TIMEOUT_MS);
+    }).finally(() => {
+      this.#probing = false;
+    });
   }
 
   /** Runs `task` after everything queued before it; a failure drops the replica (later tasks are skipped). */
@@ -95,6 +122,8 @@ export interface MasterOptions {
   /** The synchronised directory, as a real path. */
   root: string;
   log?: Logger;
+  /** The shared secret of the authenticated mode: REGISTRAR only with it, and the channels to the slaves use it. */
+  secret?: Uint8Array | undefined;
 }
 
 /** The master: a TCP server for clients and slaves, and its replicas. */
@@ -106,9 +135,10 @@ export interface Master {
 }
 
 /** Creates (but does not start) the master. */
-export function createMaster({ root, log = silent }: MasterOptions): Master {
+export function createMaster({ root, log = silent, secret }: MasterOptions): Master {
   const replicas = new Map<string, Replica>();
-  const ids = new Map<string, number>();
+  /** Addresses the master is connecting to for a registration. */
+  const connecting = new Set<string>();
   let lock: Promise<unknown> = Promise.resolve();
   /** Runs `task` alone: commands, and a sync's reads, see the tree between commands, never mid-command. */
   const exclusive = <T>(task: () => Promise<T>): Promise<T> => {
@@ -138,25 +168,37 @@ export function createMaster({ root, log = silent }: MasterOptions): Master {
     log(`slave ${replica.id} (${replica.where}) in sync: ${theirs.length} entries there, ${changes.length} changes sent`);
   };
 
-  const register = async (m: Message, socket: net.Socket): Promise<Message> => {
+  const register = async (m: Message, socket: net.Socket, authenticated: boolean): Promise<Message> => {
+    if (secret && !authenticated) throw new Error('REGISTRAR refused: this master takes registrations only in the authenticated mode (start the slave with the same --secret-file)');
     const text = dataText(m);
     const match = /^(.*):(\d{1,5})$/.exec(text);
     if (!match) throw new Error(`REGISTRAR: expected "HOST:PORT" in data, received ${JSON.stringify(text.slice(0, 80))}`);
     let host = (match[1] as string).replace(/^\[(.*)\]$/, '$1');
     const port = Number(match[2]);
     if (port < 1 || port > 65535) throw new Error(`REGISTRAR: port out of range: ${port}`);
-    // A slave listening on every address is reached where its registration came from.
-    if (host === '' || host === '0.0.0.0' || host === '::') host = socket.remoteAddress ?? '127.0.0.1';
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    // A slave listening on every address is reached where its registration came from; any other
+    // address must be that one, or anyone could make the master connect wherever they like.
+    if (WILDCARDS.has(host)) host = source;
+    else if (normalizeAddress(host) !== source) {
+      throw new Error(`REGISTRAR refused: a slave is reached back at the address it registers from (${source}), not at ${host}`);
+    }
     const where = formatAddress(host, port);
-    let id = ids.get(where);
-    if (id === undefined) ids.set(where, (id = ids.size + 1));
-    replicas.get(where)?.link.close();
-    replicas.delete(where);
-    const nodeId = id;
+    const existing = replicas.get(where);
+    if (existing && !existing.failed) {
+      existing.probe();
+      log(`${formatAddress(source, socket.remotePort ?? 0)}: REGISTRAR for ${where} refused: slave ${existing.id} is live there (checking it)`);
+      throw new Error(`REGISTRAR refused: a live slave is registered at ${where}; it stays until its connection fails (try again later)`);
+    }
+    if (connecting.has(where)) throw new Error(`REGISTRAR refused: the master is still connecting to ${where} for an earlier registration (try again later)`);
+    // A fresh random id per registration: the master's COPIAR carries it, and the slave takes its channel only with it.
+    const nodeId = randomInt(1, 2 ** 32);
+    connecting.add(where);
     // Connect after answering: the slave learns its id first.
     setImmediate(() => {
-      Link.connect(host, port).then(
+      Link.connect(host, port, 10_000, { secret }).then(
         (link) => {
+          connecting.delete(where);
           const replica = new Replica(nodeId, where, link);
           replicas.set(where, replica);
           link.onClose((why) => {
@@ -166,14 +208,17 @@ export function createMaster({ root, log = silent }: MasterOptions): Master {
           log(`slave ${nodeId} registered at ${where}; synchronising`);
           void replica.enqueue(() => sync(replica));
         },
-        (error: Error) => log(`slave ${nodeId} registered at ${where} but cannot be reached: ${error.message}`),
+        (error: Error) => {
+          connecting.delete(where);
+          log(`slave ${nodeId} registered at ${where} but cannot be reached: ${error.message}`);
+        },
       );
     });
     return message(REGISTRAR, '', '', nodeId);
   };
 
-  const handle = async (m: Message, socket: net.Socket): Promise<Message> => {
-    if (m.action === REGISTRAR) return register(m, socket);
+  const handle = async (m: Message, socket: net.Socket, authenticated: boolean): Promise<Message> => {
+    if (m.action === REGISTRAR) return register(m, socket, authenticated);
     if (m.action === REMOTO) {
       let argv: unknown;
       try {
@@ -207,7 +252,7 @@ export function createMaster({ root, log = silent }: MasterOptions): Master {
   const server = trackConnections(
     net.createServer((socket) => {
       const peer = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
-      answer(socket, (m) => handle(m, socket), (why) => log(`${peer}: malformed PDU, connection closed: ${why}`));
+      answer(socket, (m, authenticated) => handle(m, socket, authenticated), (why) => log(`${peer}: malformed PDU, connection closed: ${why}`), { secret });
     }),
   );
   return {
@@ -227,6 +272,7 @@ const command = defineCommand({
     host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
     port: { type: 'string', default: '8000', help: 'port to listen on; 0 picks a free one' },
     root: { type: 'string', metavar: 'DIR', default: 'SERVIDOR', help: 'the synchronised directory (made if missing)' },
+    'secret-file': { type: 'string', metavar: 'FILE', help: 'a shared secret (at least 16 bytes) also given to the slaves: registrations and replication then carry an HMAC-SHA256 per PDU; without it, the assignment\'s plain PDUs' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
   epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.',
@@ -239,10 +285,13 @@ async function main(argv: string[]): Promise<void> {
   const root = await openRoot(opts.root).catch((error: Error) => {
     throw new CliError(error.message);
   });
+  const secret = opts['secret-file'] === undefined ? undefined : await readSecretFile(opts['secret-file']).catch((error: Error) => {
+    throw new CliError(error.message);
+  });
   const log = createLogger('ej12-master', { quiet: opts.quiet });
-  const master = createMaster({ root, log });
+  const master = createMaster({ root, log, secret });
   console.log(readyLine(await listenTcp(master.server, host, port), 'tcp'));
-  log(`serving ${root}`);
+  log(`serving ${root}${secret ? '; registrations and replication authenticated with the shared secret' : ''}`);
   onShutdown(() => master.close(), { log });
 }
 

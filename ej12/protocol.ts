@@ -65,16 +65,16 @@ export const HEADER_LENGTH = 16;
 /** The largest PDU a reader accepts. */
 export const MAX_FRAME = HEADER_LENGTH + MAX_PATH + MAX_DATA;
 
+/** The PDU's fields, in order (the authenticated mode appends a MAC to them). */
+export const MESSAGE_FIELDS = [
+  ['id', u32],
+  ['action', u32],
+  ['path', prefixedText(u32, { max: MAX_PATH })],
+  ['data', prefixedBytes(u32, { max: MAX_DATA })],
+] as const;
+
 /** The assignment's PDU: id_nodo, accion, bytes_path + path, bytes + data. */
-export const Message = struct(
-  [
-    ['id', u32],
-    ['action', u32],
-    ['path', prefixedText(u32, { max: MAX_PATH })],
-    ['data', prefixedBytes(u32, { max: MAX_DATA })],
-  ],
-  'ej12 PDU',
-);
+export const Message = struct(MESSAGE_FIELDS, 'ej12 PDU');
 
 /** One PDU. */
 export type Message = CodecValue<typeof Message>;
