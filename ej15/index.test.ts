@@ -156,4 +156,7 @@ t.test('ReplayGuard refuses a ts outside the window and one not newer than the l
   t.match(guard.check(B, now + 31_000, now) ?? '', /more than 30 s/, 'too far ahead');
   t.equal(guard.check(A, now + 40_000, now + 40_000), undefined);
   t.equal(guard.size, 1, 'ids last heard outside the window are forgotten');
+  t.equal(guard.check(B, now + 40_000, now + 40_000, '10.78.0.2:8000'), undefined);
+  t.match(guard.check(B, now + 40_001, now + 40_000, '10.78.0.4:8000') ?? '', /id bbbbbbbbbbbbbbbb was heard from 10\.78\.0\.2:8000, not from here \(a replay\)/, 'a fresher datagram of that id, re-sent from another host');
+  t.equal(guard.check(B, now + 40_002, now + 40_000, '10.78.0.2:8000'), undefined, 'its own source goes on');
 });

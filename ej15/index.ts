@@ -113,27 +113,33 @@ export class PeerTable {
 
 /**
  * Refuses replayed keyed datagrams: one whose `ts` is more than `windowMs`
- * from the receiver's clock, or not newer than the last one accepted from
- * the same id. Remembers each id for as long as its last `ts` is inside the
- * window (after that, anything at or before it is refused by the window), so
- * a peer's own bye cannot be replayed after it rejoins, nor its old hellos
- * after its bye.
+ * from the receiver's clock, one not newer than the last one accepted from
+ * the same id, and one from another source than the id was first heard
+ * from (an id is one process, at one address and port: a signed datagram
+ * re-sent from elsewhere is a replay). Remembers each id for as long as its
+ * last `ts` is inside the window (after that, anything at or before it is
+ * refused by the window), so a peer's old hellos cannot be replayed after
+ * its bye.
  */
 export class ReplayGuard {
-  readonly #last = new Map<string, number>();
+  readonly #last = new Map<string, { ts: number; source: string | undefined }>();
   readonly windowMs: number;
 
   constructor(windowMs = REPLAY_WINDOW_MS) {
     this.windowMs = windowMs;
   }
 
-  /** Accepts (and records) `ts` from `id` at `now` (ms of the wall clock): undefined, or why it is refused. */
-  check(id: string, ts: number, now: number): string | undefined {
-    for (const [known, last] of this.#last) if (last < now - this.windowMs) this.#last.delete(known);
+  /**
+   * Accepts (and records) `ts` from `id`, sent from `source` (`ADDR:PORT`),
+   * at `now` (ms of the wall clock): undefined, or why it is refused.
+   */
+  check(id: string, ts: number, now: number, source?: string): string | undefined {
+    for (const [known, last] of this.#last) if (last.ts < now - this.windowMs) this.#last.delete(known);
     if (Math.abs(ts - now) > this.windowMs) return `its ts is ${((ts - now) / 1000).toFixed(1)} s from this node's clock, more than ${this.windowMs / 1000} s (a replay, or clocks apart)`;
     const last = this.#last.get(id);
-    if (last !== undefined && ts <= last) return `its ts is not newer than the last one from ${id} (a replay)`;
-    this.#last.set(id, ts);
+    if (last && source !== undefined && last.source !== undefined && source !== last.source) return `id ${id} was heard from ${last.source}, not from here (a replay)`;
+    if (last && ts <= last.ts) return `its ts is not newer than the last one from ${id} (a replay)`;
+    this.#last.set(id, { ts, source: last?.source ?? source });
     return undefined;
   }
 

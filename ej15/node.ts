@@ -273,8 +273,8 @@ export class IndexNode {
     return key ? encodeMessage({ ...message, ts: this.#ts() }, key) : encodeMessage(message);
   }
 
-  #send(message: Message, port: number, address: string): void {
-    this.#udp.send(this.#encode(message), port, address, (error) => {
+  #send(message: Message, port: number, address: string, bytes = this.#encode(message)): void {
+    this.#udp.send(bytes, port, address, (error) => {
       if (error && !this.#stopped) this.#log(`cannot send ${message.type} to ${formatAddress(address, port)}: ${error.message}`);
     });
   }
@@ -286,7 +286,9 @@ export class IndexNode {
   /** Broadcasts a hello on every discovery port. */
   announce(): void {
     const hello = this.#hello();
-    for (const port of this.options.discoveryPorts) this.#send(hello, port, this.options.broadcast);
+    // The same bytes (one ts) to every port: a copy heard on another port is no fresher than the one a node got.
+    const bytes = this.#encode(hello);
+    for (const port of this.options.discoveryPorts) this.#send(hello, port, this.options.broadcast, bytes);
   }
 
   /** Re-reads the folder; on a change raises the generation, announces it and prints. */
@@ -335,7 +337,7 @@ export class IndexNode {
       return;
     }
     if (this.options.key && message.id !== this.id) {
-      const replay = this.#replays.check(message.id, message.ts ?? 0, Date.now());
+      const replay = this.#replays.check(message.id, message.ts ?? 0, Date.now(), where);
       if (replay) return this.#log(`dropped a ${message.type} from ${where}: ${replay}`);
     }
     if (message.id === this.id) {
@@ -450,7 +452,7 @@ export async function listSegment(
       return log(`dropped a datagram from ${where}: ${(error as Error).message}`);
     }
     if (message.type !== 'hello' || !onSegment(from.address, options.host, interfaces)) return;
-    const problem = sourceProblem(message, from, options.discoveryPorts) ?? (key ? replays.check(message.id, message.ts ?? 0, Date.now()) : undefined);
+    const problem = sourceProblem(message, from, options.discoveryPorts) ?? (key ? replays.check(message.id, message.ts ?? 0, Date.now(), where) : undefined);
     if (problem) return log(`dropped a hello from ${where}: ${problem}`);
     const label = nodeLabel(from.address, message.port);
     if (!table.admits(label)) {

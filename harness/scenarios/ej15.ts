@@ -63,6 +63,16 @@ export function lastIndex(stdout: string): PrintedIndex | undefined {
   return last;
 }
 
+/** Every complete index block printed in `stdout` since offset `from`: a change that was undone at once still shows. */
+function indexesSince(stdout: string, from: number): PrintedIndex[] {
+  const blocks: PrintedIndex[] = [];
+  for (const block of stdout.slice(from).split(/(?=^index at )/m)) {
+    const index = lastIndex(block);
+    if (index) blocks.push(index);
+  }
+  return blocks;
+}
+
 function describe(index: PrintedIndex | undefined): string {
   if (!index) return 'no index printed yet';
   return `nodes ${index.nodes.join(' ') || 'none'}; ${[...index.docs].map(([d, n]) => `${d} @ ${n.join(',')}`).join('; ') || 'no documents'}`;
@@ -119,24 +129,34 @@ interface World {
 
 const FILES = [['a.txt', 'shared.txt'], ['b.txt', 'shared.txt'], ['c.txt']];
 
+/** Options of {@link withNodes}. */
+interface WorldOptions {
+  /** Hosts on the segment; nodes run on the first three, the rest are free for a requirement's own programs. */
+  hosts?: number;
+  /** More arguments for every node; `(root) => [...]` to name files in the world's temporary folder. */
+  args?: (root: string) => Promise<string[]>;
+}
+
 /**
- * Builds the segment, starts a node on each host, waits until every node
- * prints the full index, runs `body`, and removes everything, also on failure.
+ * Builds the segment, starts a node on each of its first three hosts, waits
+ * until every node prints the full index, runs `body`, and removes
+ * everything, also on failure.
  */
-async function withNodes(ctx: Context, body: (world: World) => Promise<void>): Promise<void> {
+async function withNodes(ctx: Context, body: (world: World) => Promise<void>, { hosts = 3, args }: WorldOptions = {}): Promise<void> {
   const reason = await segmentSupport();
   if (reason) ctx.skip(reason);
   const root = await mkdtemp(path.join(tmpdir(), 'ej15-segment-'));
   let segment: Segment | undefined;
   const nodes: World['nodes'] = [];
   try {
-    segment = await createSegment(3);
-    for (const [i, host] of segment.hosts.entries()) {
+    segment = await createSegment(hosts);
+    const extra = args ? await args(root) : [];
+    for (const [i, host] of segment.hosts.slice(0, 3).entries()) {
       const dir = path.join(root, `node${i + 1}`);
       await mkdir(dir);
       for (const file of FILES[i] ?? []) await writeFile(path.join(dir, file), `${file} on ${host.address}\n`);
       const seg = segment;
-      const server = await ctx.server('node', 'tcp', ['--folder', dir], { host: host.address, port: PORT, wrap: (command) => seg.exec(i, command), readyTimeoutMs: 30_000 });
+      const server = await ctx.server('node', 'tcp', ['--folder', dir, ...extra], { host: host.address, port: PORT, wrap: (command) => seg.exec(i, command), readyTimeoutMs: 30_000 });
       nodes.push({ proc: server.proc, label: `${host.address}:${PORT}`, dir });
     }
     const [a, b, c] = nodes.map((n) => n.label) as [string, string, string];
@@ -170,6 +190,77 @@ s.bind(0, () => {
   for (const b of junk) for (const a of to) s.send(b, ${PORT}, a, () => { if (--left === 0) { s.close(); console.log('sent'); } });
 });
 `;
+
+/**
+ * A forger speaking this project's protocol, run on host `i` of the segment:
+ * it listens on port 8001 (a discovery port: every node's hellos reach it,
+ * also on 10.78.0.2's own host) until it hears a hello of 10.78.0.2, then
+ * sends to the broadcast address a bye naming 10.78.0.2's id and port 8000,
+ * from port 8000 when that is free on its host and from a port of its own;
+ * with `all`, also from port 8000 an unsigned hello of its own (its list
+ * server offers evil.txt), one with a made-up mac, and 10.78.0.2's hello
+ * replayed byte for byte. Prints `id ID`, `sent`, then, after 3 s,
+ * `fetched N`: how many nodes asked it for its list.
+ */
+const FORGER = `
+const dgram = require('node:dgram');
+const net = require('node:net');
+const [broadcast, mode] = process.argv.slice(1);
+const EVIL = 'eeeeeeeeeeeeeeee';
+let fetched = 0;
+const tcp = net.createServer((c) => { fetched++; c.on('error', () => {}); c.end(JSON.stringify({ v: 1, type: 'list', id: EVIL, gen: 0, docs: ['evil.txt'] }) + '\\n'); });
+tcp.on('error', () => {});
+tcp.listen(${PORT}, '0.0.0.0');
+const bound = (port) => new Promise((resolve) => {
+  const s = dgram.createSocket('udp4');
+  s.once('error', () => resolve(undefined));
+  s.bind(port, () => { s.setBroadcast(true); resolve(s); });
+});
+(async () => {
+  const listen = await bound(${PORT + 1});
+  const own = await bound(${PORT});
+  const other = await bound(0);
+  if (!listen || !other) { console.log('cannot bind'); process.exit(0); }
+  let heard = false;
+  const give = setTimeout(() => { console.log('no hello from 10.78.0.2'); process.exit(0); }, 20000);
+  listen.on('message', (bytes, from) => {
+    if (from.address !== '10.78.0.2' || heard) return;
+    let m;
+    try { m = JSON.parse(bytes.toString()); } catch { return; }
+    if (m.type !== 'hello' || typeof m.id !== 'string') return;
+    clearTimeout(give);
+    heard = true;
+    console.log('id ' + m.id);
+    const bye = { v: 1, type: 'bye', id: m.id, port: ${PORT} };
+    const out = [[other, bye]];
+    if (own) out.push([own, bye]);
+    if (own && mode === 'all') {
+      out.push([own, { v: 1, type: 'hello', id: EVIL, port: ${PORT}, gen: 0, count: 1 }]);
+      out.push([own, { v: 1, type: 'hello', id: EVIL, port: ${PORT}, gen: 0, count: 1, ts: Date.now(), mac: '0'.repeat(64) }]);
+      out.push([own, bytes]);
+    }
+    let left = out.length;
+    for (const [socket, message] of out) socket.send(Buffer.isBuffer(message) ? message : JSON.stringify(message), ${PORT}, broadcast, () => {
+      if (--left > 0) return;
+      console.log('sent ' + out.length + ' datagrams' + (own ? '' : ', none from port ${PORT} (taken on this host)'));
+      setTimeout(() => { console.log('fetched ' + fetched); process.exit(0); }, 3000);
+    });
+  });
+})();
+`;
+
+/** Runs {@link FORGER} on host `i`; returns what it printed, or fails the requirement when it saw no hello. */
+async function forge(ctx: Context, segment: Segment, i: number, mode: 'bye' | 'all'): Promise<{ id: string; fetched: number; sent: string } | undefined> {
+  const run = await ctx.exec('forger', segment.exec(i, [process.execPath, '-e', FORGER, segment.broadcast, mode]), { timeoutMs: 40_000 });
+  const id = /^id (\S+)$/m.exec(run.stdout)?.[1];
+  const sent = /^sent (.*)$/m.exec(run.stdout)?.[1];
+  const fetched = /^fetched (\d+)$/m.exec(run.stdout)?.[1];
+  if (!id || !sent || fetched === undefined) {
+    ctx.t.fail(`the forger on ${segment.hosts[i]?.address} heard no hello of this project's protocol from 10.78.0.2, or did not finish: ${run.stdout.trim() || run.stderr.trim().slice(0, 300) || 'no output'}`);
+    return undefined;
+  }
+  return { id, fetched: Number(fetched), sent };
+}
 
 const segmentRequirement = (req: Omit<Requirement, 'roles' | 'peers' | 'root'>): Requirement => ({ roles: ['node'], peers: [PEERS.ip], root: true, timeoutMs: 150_000, ...req });
 
@@ -243,6 +334,63 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
         await writeFile(path.join(a.dir, 'after.txt'), 'after\n');
         await expectIndex(ctx, nodes, { nodes: expected.nodes, docs: { ...expected.docs, 'after.txt': [a.label] } }, CHANGE_MS, 'still follows changes after the garbage');
       });
+    },
+  }),
+  segmentRequirement({
+    id: 'forged-bye',
+    title: "a bye naming a node's id, sent by another host of the segment, does not remove that node from the others' index (this project's protocol)",
+    async run(ctx) {
+      await withNodes(
+        ctx,
+        async ({ segment, nodes, expected }) => {
+          // On 10.78.0.2's own host (same address, another port), then on 10.78.0.4 (another address, port 8000).
+          for (const i of [1, 3]) {
+            const marks = nodes.map((node) => node.proc.stdout.length);
+            const forged = await forge(ctx, segment, i, 'bye');
+            if (!forged) return;
+            ctx.t.comment(`${segment.hosts[i]?.address} sent ${forged.sent}: byes naming ${forged.id} (10.78.0.2's id)`);
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+            for (const n of [0, 2]) {
+              const node = nodes[n];
+              if (!node) continue;
+              // 10.78.0.2's next hello would bring it back within seconds: every index printed since counts, not only the last.
+              const printed = indexesSince(node.proc.stdout, marks[n] ?? 0);
+              const bad = printed.find((index) => !matches(index, expected));
+              ctx.t.ok(!bad && matches(lastIndex(node.proc.stdout), expected), `${node.label} kept 10.78.0.2:${PORT} throughout the byes from ${segment.hosts[i]?.address} (${printed.length} indexes printed since): ${describe(bad ?? lastIndex(node.proc.stdout))}`);
+            }
+          }
+        },
+        { hosts: 4 },
+      );
+    },
+  }),
+  segmentRequirement({
+    id: 'key',
+    title: 'with --key-file, nodes sharing the key find each other, and an unsigned hello, a made-up mac, a forged bye and a replayed hello from another host are not believed (beyond the assignment)',
+    async run(ctx) {
+      const help = await ctx.client('node', ['-h']);
+      if (!help.stdout.includes('--key-file')) ctx.skip("the target's node has no --key-file option (the assignment's discovery is unauthenticated)");
+      const args = async (root: string) => {
+        const file = path.join(root, 'segment.key');
+        await writeFile(file, 'a key shared by the three nodes, for the test\n', { mode: 0o600 });
+        return ['--key-file', file];
+      };
+      await withNodes(
+        ctx,
+        async ({ segment, nodes, expected }) => {
+          const marks = nodes.map((node) => node.proc.stdout.length);
+          const forged = await forge(ctx, segment, 3, 'all');
+          if (!forged) return;
+          ctx.t.match(forged.sent, /^5 datagrams$/, 'the forger sent two byes, two hellos of its own and the replay');
+          ctx.t.equal(forged.fetched, 0, 'no node asked the forger (10.78.0.4) for its list');
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          for (const [n, node] of nodes.entries()) {
+            const bad = indexesSince(node.proc.stdout, marks[n] ?? 0).find((index) => !matches(index, expected));
+            ctx.t.ok(!bad && matches(lastIndex(node.proc.stdout), expected), `${node.label}'s index stayed unchanged (no evil.txt, no 10.78.0.4, 10.78.0.2 kept): ${describe(bad ?? lastIndex(node.proc.stdout))}`);
+          }
+        },
+        { hosts: 4, args },
+      );
     },
   }),
   segmentRequirement({
