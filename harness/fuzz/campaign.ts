@@ -16,7 +16,7 @@ import { describeExit, type Proc, Supervisor } from '../proc.ts';
 import { loadTarget, ROOT } from '../target.ts';
 import { hashSeed, Rng } from './prng.ts';
 import type { Case, Env, FuzzTarget, Running } from './types.ts';
-import { isAlive, nofileLimit, openFds, rssBytes, serverPid, stackTraces } from './watch.ts';
+import { describeFds, isAlive, nofileLimit, openFds, rssBytes, serverPid, stackTraces } from './watch.ts';
 
 /** What went wrong, with the inputs that were sent. */
 export interface Finding {
@@ -254,6 +254,7 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
     const base = await sample(live);
     report.baseFds = base.fds ?? 0;
     report.baseRss = base.rss ?? 0;
+    const baseKinds = await describeFds(live.pid);
     const fdBound = report.baseFds + options.fdSlack + (target.fdSlack ?? 0);
     const rssBound = report.baseRss + options.rssSlackBytes;
     log(`${target.name}: pid ${live.pid} (${options.runtime}), open-file limit ${report.nofile ?? '?'}, ${report.baseFds} fds, ${(report.baseRss / MB).toFixed(0)} MB at start; ${fixed.length} fixed + ${generated.length} generated cases`);
@@ -278,7 +279,7 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
       report.batches++;
 
       // Let closed connections and timed-out sessions go before counting.
-      const settleUntil = performance.now() + (target.settleMs ?? 2500);
+      const settleUntil = performance.now() + (target.settleMs ?? 5000);
       let now = await sample(current);
       while (performance.now() < settleUntil && (await alive(current)) && (now.fds ?? 0) > fdBound) {
         await sleep(200);
@@ -302,7 +303,7 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
         if (validOk) report.validAfter.ok++;
         else note('invalid-answer', `no correct answer to a valid request after the batch: ${failure}`);
         now = await sample(current);
-        if ((now.fds ?? 0) > fdBound) note('fd-leak', `${now.fds} descriptors open after the batch settled, ${report.baseFds} at start (bound ${fdBound})`);
+        if ((now.fds ?? 0) > fdBound) note('fd-leak', `${now.fds} descriptors open after the batch settled, ${report.baseFds} at start (bound ${fdBound}); they are: ${await describeFds(current.pid)} (at start: ${baseKinds})`);
         if ((now.rss ?? 0) > rssBound) note('rss-growth', `RSS ${((now.rss ?? 0) / MB).toFixed(0)} MB after the batch, ${(report.baseRss / MB).toFixed(0)} MB at start (bound +${(options.rssSlackBytes / MB).toFixed(0)} MB)`);
       } else {
         report.validAfter.of++;
@@ -316,12 +317,13 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
       for (const f of found) log(`  ! ${f.what}: ${f.message}${batch.cases.length === 1 ? ` [${batch.cases[0]?.id}: ${batch.cases[0]?.detail}]` : ''}`);
 
       const serious = found.some((f) => f.what === 'died' || f.what === 'stack-trace');
-      if (serious && options.bisect && batch.cases.length > 1) {
+      const leak = found.find((f) => f.what === 'fd-leak');
+      if ((serious || leak) && options.bisect && batch.cases.length > 1) {
         await stop(current);
-        const culprit = await replay(batch.cases);
-        for (const f of found) if ((f.what === 'died' || f.what === 'stack-trace') && culprit) f.culprit = culprit;
+        const culprit = await replay(batch.cases, serious ? 'death' : 'leak');
+        for (const f of found) if (culprit && (serious ? f.what === 'died' || f.what === 'stack-trace' : f.what === 'fd-leak')) f.culprit = culprit;
         if (culprit) log(`  ! replayed case by case on a fresh server: ${culprit.id} did it (${culprit.detail})`);
-        else log('  ! replayed case by case on a fresh server: no single case did it (it takes several)');
+        else log(`  ! replayed case by case on a fresh server: no single case did it (it takes several, or timing)`);
         report.restarts++;
         live = await boot();
       } else if (!isUp || (found.some((f) => f.what === 'fd-leak') && !validOk)) {
@@ -339,17 +341,33 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
     report.seconds = (performance.now() - started) / 1000;
   }
 
-  async function replay(cases: Case[]): Promise<{ id: string; kind: string; detail: string } | undefined> {
+  /**
+   * Replays `cases` one at a time on a fresh server: the first after which
+   * it is dead or printed a trace ('death'), or after which it holds more
+   * descriptors than before the case once 2 s have passed ('leak').
+   */
+  async function replay(cases: Case[], mode: 'death' | 'leak'): Promise<{ id: string; kind: string; detail: string } | undefined> {
     let fresh: Live | undefined;
     try {
       fresh = await boot();
       newTraces(fresh);
+      await sleep(300);
       for (const c of cases) {
+        const before = (await openFds(fresh.pid)) ?? 0;
         await bounded(c.run(fresh.running), CASE_BOUND_MS, c.id).catch(() => {});
         await sleep(150);
         const up = await alive(fresh);
         const traces = newTraces(fresh);
-        if (!up || traces.length > 0) return { id: c.id, kind: c.kind, detail: c.detail };
+        if (!up || traces.length > 0) return mode === 'death' ? { id: c.id, kind: c.kind, detail: c.detail } : undefined;
+        if (mode === 'leak') {
+          const until = performance.now() + 2000;
+          let fds = (await openFds(fresh.pid)) ?? 0;
+          while (fds > before && performance.now() < until) {
+            await sleep(200);
+            fds = (await openFds(fresh.pid)) ?? 0;
+          }
+          if (fds > before) return { id: c.id, kind: c.kind, detail: `${c.detail}; descriptors ${before} → ${fds}: ${await describeFds(fresh.pid)}` };
+        }
       }
       return undefined;
     } catch {

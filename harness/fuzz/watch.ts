@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 async function children(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
@@ -93,4 +93,16 @@ export function stackTraces(text: string): string[] {
     }
   }
   return found;
+}
+
+/** What the open descriptors of `pid` are, grouped: `12 × socket, 3 × /tmp/x/big.bin, …` (for a leak's report). */
+export async function describeFds(pid: number): Promise<string> {
+  const names = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  const counts = new Map<string, number>();
+  for (const name of names) {
+    const target = await readlink(`/proc/${pid}/fd/${name}`).catch(() => '?');
+    const kind = target.replace(/^(socket|pipe|anon_inode):.*$/, '$1').replace(/^\/dev\/pts\/\d+$/, '/dev/pts');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`).join(', ');
 }

@@ -64,7 +64,7 @@ export const ej05: FuzzTarget = {
     if (exit.code !== 0) throw new Error(`ej05 --add-user failed: ${add.stderr.slice(-300)}`);
     const { proc, port } = await startWatched(env, 'ej05', 'server', (p) => [
       '--host', HOST, '--port', String(p), '--host-key', keyFile, '--users', users, '--workdir', env.dir,
-      '--fail-delay', '0', '--max-failures', '1000000',
+      '--fail-delay', '0.05', '--max-failures', '1000000',
     ]);
     return { proc, port, state: undefined };
   },

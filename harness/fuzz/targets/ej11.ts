@@ -118,7 +118,6 @@ export const ej11: FuzzTarget = {
   name: 'ej11',
   title: 'ej11 file server (reliable UDP and TCP)',
   checkAttempts: 3,
-  settleMs: 4000,
   fdSlack: 8,
   async setup(env) {
     await writeFile(path.join(env.dir, SMALL), SMALL_TEXT);

@@ -83,7 +83,6 @@ export const ej12slave: FuzzTarget = {
   name: 'ej12-slave',
   title: 'ej12 slave (its master, a real one, connects to it)',
   checkAttempts: 5,
-  settleMs: 3000,
   async setup(env) {
     const masterRoot = await seedRoot(path.join(env.dir, 'master'));
     const master = await startHelper(env, 'ej12', 'master', (p) => ['--host', HOST, '--port', String(p), '--root', masterRoot]);

@@ -1,9 +1,10 @@
 /**
  * ej13: a node of the token ring. The campaign plays its successor (a
- * listener of its own, named in the config.ini it writes) and fuzzes the
- * node's listening port (what a predecessor sends). The ring's ids are 5
- * (the campaign) and 6 (the node): no node 0, so no forged finalisation
- * from node 0 can legitimately end the node.
+ * listener of its own, node 0 of the config.ini it writes) and fuzzes the
+ * node's listening port (what a predecessor sends). The ring's ids are 0
+ * (the campaign's listener), 5 (the source of the check's message) and 6
+ * (the node). A finalisation from node 0 ends a node by design, so no case
+ * carries one (see {@link carriesFin}).
  *
  * @module
  */
@@ -16,6 +17,7 @@ import type { Rng } from '../prng.ts';
 import type { FuzzTarget } from '../types.ts';
 import { HOST, startWatched, token } from './common.ts';
 
+const SUCCESSOR = 0;
 const ME = 5;
 const NODE = 6;
 
@@ -32,12 +34,20 @@ export function ringFrame(src: number, dst: number, flags: number, data: string 
 }
 
 function validFrame(rng: Rng): Uint8Array {
-  const ids = [ME, NODE, 0, 99];
+  const ids = [ME, NODE, SUCCESSOR, 99];
   const r = rng.next();
   if (r < 0.5) return ringFrame(rng.pick([ME, ME, 99]), rng.pick([NODE, NODE, ME, 99]), rng.pick([0, 0, 2]), `hola ${token(rng, rng.int(0, 100))}`);
   if (r < 0.7) return ringFrame(rng.pick(ids), NODE, 1);
-  if (r < 0.8) return ringFrame(rng.pick([ME, 99]), rng.pick(ids), 4);
+  if (r < 0.8) return ringFrame(rng.pick([ME, NODE, 99]), rng.pick(ids), 4);
   return ringFrame(rng.pick(ids), rng.pick(ids), rng.int(0, 255), rng.bytes(rng.int(0, 40)));
+}
+
+/** Whether `b` holds, at any offset, a finalisation frame from node 0 (src 0, flags F, LEN_DAT 0): a legitimate end of the node. */
+export function carriesFin(b: Uint8Array): boolean {
+  for (let i = b.indexOf(4, 8); i >= 8 && i + 5 <= b.length; i = b.indexOf(4, i + 1)) {
+    if (b[i - 8] === 0 && b[i - 7] === 0 && b[i - 6] === 0 && b[i - 5] === 0 && b[i + 1] === 0 && b[i + 2] === 0 && b[i + 3] === 0 && b[i + 4] === 0) return true;
+  }
+  return false;
 }
 
 interface RingState {
@@ -72,8 +82,8 @@ export const ej13: FuzzTarget<RingState> = {
     const nodePort = await freePort();
     await writeFile(path.join(env.dir, 'none.txt'), '');
     const config = path.join(env.dir, 'config.ini');
-    await writeFile(config, `[nodo${ME}]\nhost = ${HOST}\nport = ${mine}\n\n[nodo${NODE}]\nhost = ${HOST}\nport = ${nodePort}\n`);
-    const { proc, port } = await startWatched(env, 'ej13', 'node', () => ['--id', String(NODE), '--id_dst', String(ME), '--config', config, '--messages', path.join(env.dir, 'none.txt'), '--wait', '30'], 'tcp', { port: nodePort }).catch(async (error) => {
+    await writeFile(config, `[nodo${SUCCESSOR}]\nhost = ${HOST}\nport = ${mine}\n\n[nodo${ME}]\nhost = ${HOST}\nport = ${await freePort()}\n\n[nodo${NODE}]\nhost = ${HOST}\nport = ${nodePort}\n`);
+    const { proc, port } = await startWatched(env, 'ej13', 'node', () => ['--id', String(NODE), '--id_dst', String(SUCCESSOR), '--config', config, '--messages', path.join(env.dir, 'none.txt'), '--wait', '30'], 'tcp', { port: nodePort }).catch(async (error) => {
       server.close();
       throw error;
     });
@@ -93,8 +103,7 @@ export const ej13: FuzzTarget<RingState> = {
       port: (r) => r.port,
       valid: validFrame,
       lengthFields: () => [9],
-      // A finalisation from node 0 with known ids would end a node by design; ids 5 and 6 make node 0 unknown. Keep any FIN away anyway.
-      reject: (b) => b.length >= 13 && (b[8] ?? 0) === 4 && new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0) === 0,
+      reject: carriesFin,
     }),
   async check(running) {
     const text = `fuzz check ${token(undefined, 10)}`;
