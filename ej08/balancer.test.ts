@@ -440,3 +440,26 @@ t.test('framing the balancer cannot trust is refused with 400 and the connection
   }
   t.equal(backend.conns.length, 0, 'no backend connection was opened for any of them');
 });
+
+t.test('a backend response with framing in doubt is a 502, and its connection is not reused', async (t) => {
+  const bad = ['HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc', 'HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'];
+  const backend = await loggingBackend(t, (head) => bad[Number(head.target.slice(1))] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  for (const [i, response] of bad.entries()) {
+    const text = await exchangeUntil(port, GET(`/${i}`, 'Connection: close\r\n'), () => false);
+    t.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/, `${JSON.stringify(response.split('\r\n').slice(0, 2).join(' | '))}: 502`);
+    t.match(text, /malformed response/, 'the page says why');
+  }
+  t.match(await exchangeUntil(port, GET('/ok', 'Connection: close\r\n'), () => false), /\r\n\r\nok$/, 'a good response afterwards');
+  t.equal(backend.conns.length, 3, 'each request had a connection of its own');
+});
+
+t.test('a request with two Host fields is a 400, whatever its version', async (t) => {
+  const backend = await loggingBackend(t);
+  const { port } = await startBalancer(t, [spec('a', backend.port)]);
+  for (const version of ['HTTP/1.1', 'HTTP/1.0']) {
+    const text = await exchangeUntil(port, `GET / ${version}\r\nHost: a\r\nHost: b\r\n\r\n`, () => false);
+    t.match(text, /^HTTP\/1\.1 400 Bad Request\r\n.*one Host header, not 2/s, `${version}: 400`);
+  }
+  t.equal(backend.conns.length, 0, 'neither reached the backend');
+});

@@ -33,8 +33,11 @@
  * (kept alive, reused, closed after 2 s idle), except for non-idempotent
  * requests, which always get a fresh one. Adds `X-Forwarded-For` (appended
  * to any the client sent), `X-Forwarded-Proto: http`, `X-Forwarded-Host`
- * and `Via: 1.1 ej08`; drops hop-by-hop fields. Bodies are streamed both
- * ways with backpressure, never buffered whole.
+ * and `Via: 1.1 ej08`; drops hop-by-hop fields (but `Connection` cannot
+ * name Content-Length or Host away) and writes each body's framing itself
+ * (its own Content-Length or chunked), so that a backend reads every
+ * request where the balancer did (no request smuggling). Bodies are
+ * streamed both ways with backpressure, never buffered whole.
  *
  * Health: every `--check-interval` seconds each backend gets a `GET
  * --check-path`; a 2xx or 3xx within `--check-timeout` is a success. A
@@ -45,7 +48,9 @@
  * backend when its method is idempotent and it has no body; otherwise the
  * client gets 502 (504 on a timeout). No healthy backend: 503 with a page
  * that lists the backends and why each is down. A malformed request: 400
- * (414, 431, 505), as ej06 answers.
+ * (414, 431, 501, 505), as ej06 answers, and the connection closes; so does
+ * framing two parsers could read two ways (Content-Length with
+ * Transfer-Encoding, Transfer-Encoding in HTTP/1.0, `Content-Length: 5, 5`).
  *
  * @module
  */
