@@ -56,6 +56,7 @@ async function startOrigin(ctx: Context, tls?: { cert: string; key: string }): P
     'revalidate/r.txt': Buffer.from(`no-cache text ${randomBytes(8).toString('hex')}\n`),
     'maxage0/m.txt': Buffer.from(`max-age=0 text ${randomBytes(8).toString('hex')}\n`),
     'nostore/n.txt': Buffer.from(`no-store text ${randomBytes(8).toString('hex')}\n`),
+    'cookie/c.txt': Buffer.from(`cookie text ${randomBytes(8).toString('hex')}\n`),
     'page/index.html': Buffer.from('<!doctype html>\n<html><head><title>ej07</title><link rel="stylesheet" href="style.css"></head>\n<body><h1>Through the proxy</h1><img src="img.png" width="20" height="20" alt="red"></body></html>\n'),
     'page/style.css': Buffer.from('body { background: #ffe; }\nh1 { color: #a00; }\n'),
     'page/img.png': PNG,
@@ -74,6 +75,7 @@ async function startOrigin(ctx: Context, tls?: { cert: string; key: string }): P
         location /revalidate/ { add_header Cache-Control "no-cache"; }
         location /maxage0/ { add_header Cache-Control "max-age=0"; }
         location /nostore/ { add_header Cache-Control "no-store"; }
+        location /cookie/ { expires 1h; add_header Set-Cookie "session=$request_id; Path=/; HttpOnly"; }
 `;
   const nginx = await startNginx(ctx, { root, extra, ...(tls ? { tls } : {}) });
   return {
@@ -207,6 +209,70 @@ export default defineScenario('ej07', 'Caching proxy', [
       for (let i = 0; i < 3; i++) labels.push(await fetchChecked(ctx, proxy, origin, 'nostore/n.txt'));
       ctx.t.same(labels, ['MISS', 'MISS', 'MISS'], 'three fetches, three MISSes');
       ctx.t.same(await origin.requests('/nostore/n.txt'), [200, 200, 200], 'nginx saw all three requests');
+      checkAlive(ctx, proxy);
+    },
+  },
+  {
+    id: 'set-cookie',
+    title: "a cacheable object that sets a cookie is not served from the cache: each client reaches nginx and gets its own cookie, never another client's",
+    roles: ['proxy'],
+    peers: [PEERS.curl, PEERS.nginx],
+    async run(ctx) {
+      const origin = await startOrigin(ctx);
+      const { proxy } = await startProxy(ctx);
+      const cookies: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const run = await viaProxy(ctx, proxy, `${origin.nginx.url}/cookie/c.txt`);
+        const r = response(run);
+        ctx.t.equal(r?.status, 200, `fetch ${i + 1}: 200`);
+        cookies.push(r?.headers['set-cookie'] ?? '');
+      }
+      ctx.t.ok(cookies.every((c) => /^session=\w+/.test(c)), `each client got a cookie (${cookies.join(' | ')})`);
+      ctx.t.not(cookies[1], cookies[0], "the second client did not get the first one's cookie");
+      ctx.t.same(await origin.requests('/cookie/c.txt'), [200, 200], 'nginx saw both requests (expires 1h, yet not cached)');
+      checkAlive(ctx, proxy);
+    },
+  },
+  {
+    id: 'connection-named',
+    title: "an origin's Connection naming Content-Length or Transfer-Encoding does not break the framing a keep-alive client reads; a client's Connection naming Accept-Language does not choose the variant (Vary) another client gets",
+    roles: ['proxy'],
+    peers: [],
+    async run(ctx) {
+      // A hand-made origin: nginx would never send these heads.
+      const originPort = await ctx.port();
+      const origin = net.createServer((socket) => {
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('latin1');
+          if (!text.includes('\r\n\r\n')) return;
+          const path = /^GET (\S+)/.exec(text)?.[1];
+          const lang = /\r\nAccept-Language: ([^\r]*)\r\n/i.exec(text)?.[1] ?? 'default';
+          text = '';
+          if (path === '/cl') socket.end('HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nCache-Control: max-age=600\r\nContent-Length: 5\r\n\r\nhello');
+          else if (path === '/te') socket.end('HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nchunked\r\n5\r\n body\r\n0\r\n\r\n');
+          else socket.end(`HTTP/1.1 200 OK\r\nVary: Accept-Language\r\nCache-Control: max-age=600\r\nContent-Length: ${8 + lang.length}\r\n\r\nvariant ${lang}`);
+        });
+        socket.on('error', () => {});
+      });
+      await new Promise<void>((resolve) => origin.listen(originPort, '127.0.0.1', resolve));
+      ctx.t.teardown(() => void origin.close());
+      const { proxy } = await startProxy(ctx);
+      const get = (p: string, extra = '') => `GET http://127.0.0.1:${originPort}${p} HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\n${extra}\r\n`;
+
+      const piped = await rawExchange(proxy.host, proxy.port, get('/cl') + get('/cl') + get('/te', 'Connection: close\r\n'), { idleMs: 3000 });
+      const [first, second, third] = splitResponses(piped.bytes).responses;
+      ctx.t.equal(first?.headers['content-length'], '5', `Connection: Content-Length: the proxy states the length itself (${first?.headers['content-length']})`);
+      ctx.t.equal(first?.body.toString('latin1'), 'hello', 'and the body is the 5 bytes, nothing of the next response');
+      ctx.t.equal(second?.status, 200, 'the next response on the connection begins where the first ended');
+      ctx.t.equal(second?.body.toString('latin1'), 'hello', 'it is the same object (from the cache or the origin), framed by its length');
+      ctx.t.match(third?.headers['transfer-encoding'] ?? '', /chunked/, 'Connection: Transfer-Encoding: the proxy chunks the body itself');
+      ctx.t.equal(third?.body.toString('latin1'), '7\r\nchunked\r\n5\r\n body\r\n0\r\n\r\n', 'with its chunks and the last chunk');
+
+      const attacker = await rawExchange(proxy.host, proxy.port, get('/vary', 'Accept-Language: xx\r\nConnection: close, Accept-Language\r\n'));
+      ctx.t.match(attacker.bytes.toString('latin1'), /variant default$/, "the attacker's request reached the origin without Accept-Language (Connection named it)");
+      const victim = await rawExchange(proxy.host, proxy.port, get('/vary', 'Accept-Language: xx\r\nConnection: close\r\n'));
+      ctx.t.equal(splitResponses(victim.bytes).responses[0]?.body.toString('latin1'), 'variant xx', 'a client sending Accept-Language: xx gets the xx variant, not the one the attacker had stored');
       checkAlive(ctx, proxy);
     },
   },
