@@ -272,3 +272,24 @@ t.test('--key-file: a missing or short key file is refused with a message; -h na
   t.match(short.stderr, /key file .*short: expected at least 16 bytes, got 3/);
   t.notMatch(short.stderr, /\n\s+at /, 'no stack trace');
 });
+
+t.test('--key-file: nodes sharing the key and --list with it see each other; --list without it sees no one', async (t) => {
+  const [pa, pb] = (await freePorts(2)) as [number, number];
+  const ports = [pa, pb].join(',');
+  const dir = await folder(t, []);
+  const keyFile = path.join(dir, 'key');
+  await writeFile(keyFile, `${KEY.toString()}\n`);
+  await mkdir(path.join(dir, 'a'));
+  await writeFile(path.join(dir, 'a', 'a.txt'), 'a');
+  const a = new Child(tsx('ej15/node.ts', '--port', String(pa), '--discovery-ports', ports, '--folder', path.join(dir, 'a'), '--key-file', keyFile, '--quiet'));
+  t.teardown(() => a.kill());
+  await a.ready();
+  // The key file's bytes less its newline: the same key as KEY.
+  const { node: b } = await startNode(t, options(pb, [pa, pb], await folder(t, ['b.txt']), { key: KEY }));
+  await eventually(() => b.index().nodes.length === 2, 15_000, 'b (in-process, KEY) sees a (--key-file)');
+  t.same(docsOf(b), ['a.txt', 'b.txt']);
+  const keyed = await run(tsx('ej15/node.ts', '--list', '--discovery-ports', ports, '--wait', '1.5', '--key-file', keyFile));
+  t.match(keyed.stdout, /^index at \S+: 2 nodes, 2 documents$/m, `--list with the key sees both (stderr: ${keyed.stderr.trim().slice(0, 200)})`);
+  const plain = await run(tsx('ej15/node.ts', '--list', '--discovery-ports', ports, '--wait', '1.5', '--quiet'));
+  t.match(plain.stdout, /^index at \S+: 0 nodes, 0 documents$/m, 'an unsigned query gets no answer');
+});
