@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -22,6 +22,9 @@ t.test('loadOrCreateHostKey() creates a 0600 key once, then loads the same one',
   const second = await loadOrCreateHostKey(file);
   t.notOk(second.created);
   t.same(second.keyPair.publicKey, first.keyPair.publicKey, 'the same key on the next start');
+  await chmod(file, 0o640);
+  await t.rejects(loadOrCreateHostKey(file), { name: 'UnprotectedKeyError', message: /Permissions 0640 for host key .* are too open.*chmod 600 / }, 'a key its group can read is refused');
+  await chmod(file, 0o600);
   await writeFile(file, 'bm90IGEga2V5\n');
   await t.rejects(loadOrCreateHostKey(file), /expected a 64-byte Ed25519 secret key, found 9 bytes/);
 });

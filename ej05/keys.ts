@@ -12,7 +12,7 @@
  * @module
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import nacl from 'tweetnacl';
@@ -24,15 +24,33 @@ export function homeDir(): string {
   return process.env.HOME ?? homedir();
 }
 
+/** A host key file that others may read: refused, as sshd refuses one. */
+export class UnprotectedKeyError extends Error {
+  constructor(file: string, mode: number) {
+    const octal = mode.toString(8).padStart(4, '0');
+    super(`Permissions ${octal} for host key ${file} are too open: others can read it, and a private key must be private (sshd refuses such a key too); fix it with: chmod 600 ${file}`);
+    this.name = 'UnprotectedKeyError';
+  }
+}
+
 /**
  * Loads the server's Ed25519 host key from `file`, creating it (mode 0600,
  * in a folder of mode 0700) on first start. Returns the key pair and whether
- * it was just made.
+ * it was just made. A key file that its group or others can read is refused
+ * ({@link UnprotectedKeyError}).
  */
 export async function loadOrCreateHostKey(file: string): Promise<{ keyPair: nacl.SignKeyPair; created: boolean }> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // The mode is read from the opened file, the one whose bytes are then read.
+    const handle = await open(file, 'r');
+    try {
+      const mode = (await handle.stat()).mode & 0o777;
+      if ((mode & 0o077) !== 0) throw new UnprotectedKeyError(file, mode);
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     const keyPair = nacl.sign.keyPair();
@@ -174,13 +192,6 @@ export async function verifyPassword(file: string, name: string, password: strin
 export async function userExists(file: string, name: string): Promise<boolean> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.split('\n').some((line) => line.trim() !== '' && line.split(':')[0] === name);
-}
-
-/** Warns about a secret file others can read, as ssh does ("UNPROTECTED PRIVATE KEY FILE"). */
-export async function permissionsWarning(file: string): Promise<string | undefined> {
-  const info = await stat(file).catch(() => undefined);
-  if (info && (info.mode & 0o077) !== 0) return `${file} is readable by others (mode ${(info.mode & 0o777).toString(8)}); it should be 600`;
-  return undefined;
 }
 
 /** A login counted by {@link LoginLimiter.begin}. */

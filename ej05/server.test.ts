@@ -1,13 +1,14 @@
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import nacl from 'tweetnacl';
-import { clientFinish, clientHello, encodeFrame, FrameReader, type SecureSocket, type SessionKeys } from '../lib/secure-channel.ts';
+import type { SecureSocket } from '../lib/secure-channel.ts';
 import { Inbox, openSession } from './client.ts';
 import { addUser, LoginLimiter } from './keys.ts';
 import * as P from './protocol.ts';
+import { Attacker } from './fixtures/attacker.ts';
 import { createShellServer, fileAuditLog, type ShellServerOptions } from './server.ts';
 
 const decoder = new TextDecoder();
@@ -151,67 +152,6 @@ t.test('anything but LOGIN before the login closes the session', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 200));
   t.notOk(await readFile(path.join(server.work, 'pwned')).catch(() => undefined), 'nothing ran');
 });
-
-/**
- * An attacker's client on a raw socket: it runs the handshake with the
- * channel's pure functions and then does what a real client would not:
- * keeps its side open after the server's end, writes after it.
- */
-class Attacker {
-  readonly socket: net.Socket;
-  readonly messages: { type: number; payload: Uint8Array }[] = [];
-  /** Resolves once the handshake is done; rejects when the server closes first. */
-  readonly ready: Promise<void>;
-  /** Resolves when the server ends its side (FIN) or the connection closes. */
-  readonly ended: Promise<void>;
-  readonly closed: Promise<void>;
-  #keys: SessionKeys | undefined;
-  #waiting: (() => void)[] = [];
-
-  constructor(port: number, { localAddress }: { localAddress?: string } = {}) {
-    this.socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
-    this.socket.on('error', () => {});
-    const state = clientHello();
-    const reader = new FrameReader();
-    this.closed = new Promise((resolve) => this.socket.once('close', () => resolve()));
-    this.ended = new Promise((resolve) => {
-      this.socket.once('end', () => resolve());
-      this.socket.once('close', () => resolve());
-    });
-    this.ready = new Promise((resolve, reject) => {
-      this.socket.once('connect', () => this.socket.write(encodeFrame(state.hello)));
-      for (const event of ['end', 'close']) this.socket.once(event, () => reject(new Error('closed before the handshake ended')));
-      this.socket.on('data', (chunk) => {
-        for (const body of reader.push(chunk)) {
-          if (!this.#keys) {
-            this.#keys = clientFinish(state, body, () => {});
-            resolve();
-          } else {
-            this.messages.push(P.decodeMessage(this.#keys.opener.open(body)));
-            for (const wake of this.#waiting.splice(0)) wake();
-          }
-        }
-      });
-    });
-    this.ready.catch(() => {});
-  }
-
-  send(type: number, payload?: Uint8Array | string | object): void {
-    this.socket.write(this.#keys!.sealer.seal(P.encodeMessage(type, payload)));
-  }
-
-  /** The n-th message received (from 0), or undefined if the connection closes first. */
-  async message(n: number): Promise<{ type: number; body: Record<string, unknown> } | undefined> {
-    let open = true;
-    void this.closed.then(() => {
-      open = false;
-      for (const wake of this.#waiting.splice(0)) wake();
-    });
-    while (this.messages.length <= n && open) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    const m = this.messages[n];
-    return m && { type: m.type, body: m.type === P.WELCOME || m.type === P.DENIED ? P.payloadJson(m.payload) : {} };
-  }
-}
 
 function attacker(t: Test, port: number, options: { localAddress?: string } = {}): Attacker {
   const a = new Attacker(port, options);
