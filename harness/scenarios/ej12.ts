@@ -12,12 +12,19 @@
  * documented PDU (ej12/README.md: u32 id_nodo, u32 accion, u32 bytes_path,
  * path, u32 bytes, data, big-endian) from the harness's own socket.
  *
+ * `replication-channel` holds a submission to what a replicated directory
+ * must promise to be one at all: a slave's files change only through its
+ * master. A stranger's COPIAR, AGREGAR_ARCHIVO or ELIMINAR_ARCHIVO is refused
+ * and a stranger's REGISTRAR neither sends the master to another address nor
+ * drops a live slave. `secret` is this project's extra (`--secret-file`,
+ * skipped for a target without it): the same with an HMAC on every PDU.
+ *
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import type net from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Context, cliRequirement, defineScenario, type Server, TRACEBACK } from '../scenario.ts';
@@ -78,12 +85,12 @@ async function needOptions(ctx: Context): Promise<void> {
   if (!slave.includes('--root') || !slave.includes('--master')) ctx.skip("the target's slave lacks --root or --master: it cannot be pointed at a temporary folder and the master");
 }
 
-function startSlave(ctx: Context, master: Server, root: string): Promise<Server> {
-  return ctx.server('slave', 'tcp', ['--root', root, '--master', `${master.host}:${master.port}`]);
+function startSlave(ctx: Context, master: Server, root: string, extra: string[] = []): Promise<Server> {
+  return ctx.server('slave', 'tcp', ['--root', root, '--master', `${master.host}:${master.port}`, ...extra]);
 }
 
 /** A master and `n` slaves, each on its own temporary root, below `base/x/y/` so that `../../` from a root is still inside `base`. */
-async function cluster(ctx: Context, n: number): Promise<Cluster> {
+async function cluster(ctx: Context, n: number, extra: string[] = []): Promise<Cluster> {
   await needOptions(ctx);
   const base = await mkdtemp(path.join(tmpdir(), 'ej12-'));
   ctx.t.teardown(() => rm(base, { recursive: true, force: true }));
@@ -94,9 +101,9 @@ async function cluster(ctx: Context, n: number): Promise<Cluster> {
   await mkdir(masterRoot, { recursive: true });
   const slaveRoots = Array.from({ length: n }, (_, i) => path.join(roots, `slave${i + 1}`));
   for (const r of slaveRoots) await mkdir(r);
-  const master = await ctx.server('master', 'tcp', ['--root', masterRoot]);
+  const master = await ctx.server('master', 'tcp', ['--root', masterRoot, ...extra]);
   const slaves: Server[] = [];
-  for (const r of slaveRoots) slaves.push(await startSlave(ctx, master, r));
+  for (const r of slaveRoots) slaves.push(await startSlave(ctx, master, r, extra));
   return { base, local, masterRoot, master, slaveRoots, slaves };
 }
 
@@ -128,10 +135,10 @@ async function filesOutside(base: string, allowed: string[]): Promise<string[]> 
 }
 
 /** One PDU as documented: id_nodo, accion, bytes_path, path, bytes, data (u32 big-endian). */
-function pdu(action: number, wirePath: string, data: Uint8Array = new Uint8Array(0)): Buffer {
+function pdu(action: number, wirePath: string, data: Uint8Array = new Uint8Array(0), id = 0): Buffer {
   const p = Buffer.from(wirePath, 'utf8');
   const head = Buffer.alloc(12);
-  head.writeUInt32BE(0, 0);
+  head.writeUInt32BE(id, 0);
   head.writeUInt32BE(action, 4);
   head.writeUInt32BE(p.length, 8);
   const len = Buffer.alloc(4);
@@ -183,8 +190,47 @@ class PduReader {
   }
 }
 
+const REGISTRAR = 0;
 const REMOTO = 1;
+const COPIAR = 2;
 const AGREGAR_ARCHIVO = 3;
+const ELIMINAR_ARCHIVO = 4;
+const ERROR = 6;
+
+/** Sends `frames` on one new connection from the harness's own socket, and returns the answers (up to one per frame; fewer if it closes). */
+async function exchange(host: string, port: number, frames: Buffer[]): Promise<{ action: number; path: string; data: Buffer }[]> {
+  const socket = await tcpConnect(host, port);
+  const reader = new PduReader(socket);
+  const answers: { action: number; path: string; data: Buffer }[] = [];
+  try {
+    for (const frame of frames) {
+      socket.write(frame);
+      const reply = await reader.next();
+      if (!reply) break;
+      answers.push(reply);
+    }
+  } finally {
+    socket.destroy();
+  }
+  return answers;
+}
+
+/** Forged replication from a stranger's socket: each attempt opens with COPIAR (ids a forger might guess), then a change. */
+async function forgeReplication(ctx: Context, slave: Server, what: string): Promise<void> {
+  for (const id of [0, 1, 2]) {
+    const [reply] = await exchange(slave.host, slave.port, [pdu(COPIAR, '', undefined, id)]);
+    ctx.t.not(reply?.action, COPIAR, `${what}: a stranger's COPIAR (id_nodo ${id}) gets no manifest (${reply ? `answer ${reply.action}: ${reply.data.toString('utf8').slice(0, 120)}` : 'connection closed'})`);
+  }
+  for (const [name, change] of [
+    ['AGREGAR_ARCHIVO evil.txt', pdu(AGREGAR_ARCHIVO, 'evil.txt', Buffer.from('EVIL\n'), 1)],
+    ['AGREGAR_ARCHIVO keep/real.txt (an overwrite)', pdu(AGREGAR_ARCHIVO, 'keep/real.txt', Buffer.from('EVIL\n'), 1)],
+    ['ELIMINAR_ARCHIVO keep/', pdu(ELIMINAR_ARCHIVO, 'keep/', undefined, 1)],
+  ] as const) {
+    const answers = await exchange(slave.host, slave.port, [pdu(COPIAR, '', undefined, 1), change]);
+    const ack = answers[1];
+    ctx.t.ok(ack === undefined || ack.action !== change.readUInt32BE(4), `${what}: a stranger's ${name} is not acknowledged (${ack ? `answer ${ack.action}: ${ack.data.toString('utf8').slice(0, 120)}` : 'connection closed'})`);
+  }
+}
 
 export default defineScenario('ej12', 'Replicated directory: a master, slaves and a terminal client', [
   cliRequirement({ master: [/--host HOST/, /--port PORT/], slave: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
@@ -365,6 +411,78 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
       ctx.t.equal(ok.exit.code, 0, 'the master serves the next client');
       ctx.t.match(ok.stdout, /^still\/$/m, 'and runs its commands');
       await checkReplicas(ctx, c, 'after the malformed frame');
+    },
+  },
+  {
+    id: 'replication-channel',
+    title: "a slave's files change only through its master: a stranger's COPIAR, AGREGAR_ARCHIVO and ELIMINAR_ARCHIVO are refused, and a stranger's REGISTRAR neither sends the master elsewhere nor drops a live slave",
+    roles: ['master', 'slave', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const c = await cluster(ctx, 1);
+      await writeFile(path.join(c.local, 'real.txt'), 'real\n');
+      const first = await session(ctx, c.master, `mkdir keep\nput ${path.join(c.local, 'real.txt')} keep/\n`);
+      ctx.t.equal(first.exit.code, 0, `the session succeeds (stderr: ${first.stderr.trim().slice(-200) || 'empty'})`);
+      await checkReplicas(ctx, c, 'before the forgeries');
+      const before = await snapshot(c.slaveRoots[0]!);
+      await forgeReplication(ctx, c.slaves[0]!, 'the slave');
+      ctx.t.equal(difference(before, await snapshot(c.slaveRoots[0]!)), '', 'the replica is exactly as the master left it');
+
+      // A trap on another loopback address: a REGISTRAR naming it must not make the master connect there.
+      let trapped = 0;
+      const trap = net.createServer((s) => {
+        trapped++;
+        s.destroy();
+      });
+      await new Promise<void>((resolve, reject) => {
+        trap.once('error', reject);
+        trap.listen(0, '127.0.0.2', () => resolve());
+      });
+      ctx.t.teardown(() => trap.close());
+      const trapPort = (trap.address() as net.AddressInfo).port;
+      const [elsewhere] = await exchange(c.master.host, c.master.port, [pdu(REGISTRAR, '', Buffer.from(`127.0.0.2:${trapPort}`))]);
+      ctx.t.equal(elsewhere?.action, ERROR, `a REGISTRAR from ${c.master.host} naming 127.0.0.2 is refused (${elsewhere?.data.toString('utf8').slice(0, 160) ?? 'no answer'})`);
+      const [steal] = await exchange(c.master.host, c.master.port, [pdu(REGISTRAR, '', Buffer.from(`${c.slaves[0]!.host}:${c.slaves[0]!.port}`))]);
+      ctx.t.not(steal?.action, undefined, `a REGISTRAR naming the live slave's address is answered (${steal?.data.toString('utf8').slice(0, 160) ?? 'no answer'})`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      ctx.t.equal(trapped, 0, 'the master never connected to the address a stranger named');
+
+      const after = await session(ctx, c.master, `mkdir after\nput ${path.join(c.local, 'real.txt')} after/again.txt\n`);
+      ctx.t.equal(after.exit.code, 0, 'the master serves on');
+      await checkReplicas(ctx, c, "the live slave still gets the master's changes");
+    },
+  },
+  {
+    id: 'secret',
+    title: 'with --secret-file on master and slaves, replication works; a slave without the secret gets nothing, and unauthenticated COPIAR, changes and REGISTRAR are refused',
+    roles: ['master', 'slave', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const master = (await ctx.client('master', ['-h'])).stdout;
+      const slave = (await ctx.client('slave', ['-h'])).stdout;
+      if (!master.includes('--secret-file') || !slave.includes('--secret-file')) ctx.skip("the target has no --secret-file (this project's extra, not the assignment's)");
+      const dir = await mkdtemp(path.join(tmpdir(), 'ej12-secret-'));
+      ctx.t.teardown(() => rm(dir, { recursive: true, force: true }));
+      const secretFile = path.join(dir, 'secret');
+      await writeFile(secretFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+      const c = await cluster(ctx, 1, ['--secret-file', secretFile]);
+      const outsider = path.join(path.dirname(c.masterRoot), 'outsider');
+      await mkdir(outsider);
+      await startSlave(ctx, c.master, outsider);
+      await writeFile(path.join(c.local, 'real.txt'), 'real\n');
+      const run = await session(ctx, c.master, `mkdir keep\nput ${path.join(c.local, 'real.txt')} keep/\nls keep\n`);
+      ctx.t.equal(run.exit.code, 0, `a client (no secret needed) works (stderr: ${run.stderr.trim().slice(-200) || 'empty'})`);
+      ctx.t.equal(run.stdout, 'real.txt\n');
+      await checkReplicas(ctx, c, 'with the shared secret');
+      ctx.t.same([...(await snapshot(outsider)).keys()], [], 'the slave without the secret got nothing');
+      const before = await snapshot(c.slaveRoots[0]!);
+      await forgeReplication(ctx, c.slaves[0]!, 'without a MAC');
+      ctx.t.equal(difference(before, await snapshot(c.slaveRoots[0]!)), '', 'the replica is unchanged');
+      const [registration] = await exchange(c.master.host, c.master.port, [pdu(REGISTRAR, '', Buffer.from(`${c.master.host}:9`))]);
+      ctx.t.equal(registration?.action, ERROR, `a REGISTRAR without a MAC is refused (${registration?.data.toString('utf8').slice(0, 160) ?? 'no answer'})`);
+      const after = await session(ctx, c.master, 'mkdir after\n');
+      ctx.t.equal(after.exit.code, 0, 'the master serves on');
+      await checkReplicas(ctx, c, 'after the forgeries');
     },
   },
 ]);
