@@ -22,8 +22,8 @@
  * field of ASCII digits only (no list, not even `5, 5`; nothing around it
  * but spaces and tabs: `String.prototype.trim()` would also strip U+00A0)
  * and may not come with Transfer-Encoding; Transfer-Encoding in an HTTP/1.0
- * message is refused (RFC 9112 §6.1); the request target may hold no CR, LF, space or other
- * control byte; header names are tokens, values hold no control bytes, and
+ * message is refused (RFC 9112 §6.1); the request target may hold no CR,
+ * LF, space or other control byte; header names are tokens, values hold no control bytes, and
  * obs-fold (a line that starts with a space) is refused; a bare CR is never a
  * line end (a bare LF is, as RFC 9112 §2.2 allows); chunk sizes are hex
  * digits of bounded length; a body that ends before its length is an error.
