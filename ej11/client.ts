@@ -28,7 +28,7 @@ import { connectWithin, describeConnectError } from '../lib/net-errors.ts';
 import { udpType } from '../lib/server.ts';
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
 import { formatBytes, parseCc, progressBar } from './files.ts';
-import { decodePacket, encodePut, MAX_DATA, type Packet, readSize, Type } from './protocol.ts';
+import { decodePacket, encodePut, Flag, MAX_DATA, MAX_NAME, type Packet, readSize, Type } from './protocol.ts';
 import { encodeRequest, Op, readSize64, readStatus, SocketReader } from './tcp.ts';
 import { type CongestionControl, Connection, type ConnectionStats, type Message } from './transport.ts';
 
@@ -88,6 +88,11 @@ async function transfer(
   let conn: Connection | undefined;
   return new Promise<ConnectionStats>((resolve, reject) => {
     let settled = false;
+    // Address validation (README, "The PDU"): the server answers a first request with RETRY
+    // and a token until the request carries one.
+    let token: Uint8Array | undefined;
+    let retries = 0;
+    let answered = false;
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
@@ -100,17 +105,34 @@ async function transfer(
       }, error ? 0 : 20);
     };
     const handlers = setup(() => conn as Connection, finish);
-    conn = new Connection({
-      connection,
-      send: (bytes) => socket.send(bytes, options.port, options.host, () => {}),
-      onMessage: handlers.onMessage,
-      ...(handlers.onAck ? { onAck: handlers.onAck } : {}),
-      ...(handlers.pull ? { pull: handlers.pull } : {}),
-      onTimeout: (silentMs) => finish(new CliError(`no answer from the server ${where} for ${(silentMs / 1000).toFixed(1)} s: ${handlers.progress()}`)),
-      ...(options.window === undefined ? {} : { window: options.window }),
-      ...(options.cc === undefined ? {} : { cc: options.cc }),
-      idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
-    });
+    if (handlers.first.data.length > MAX_NAME) {
+      socket.close();
+      reject(new CliError(`the request is ${handlers.first.data.length} bytes: a name must fit in ${MAX_NAME} bytes with a PUT's size`));
+      return;
+    }
+    const start = (isn?: number) => {
+      conn = new Connection({
+        connection,
+        ...(isn === undefined ? {} : { isn }),
+        ...(token ? { synFlags: Flag.TOKEN } : {}),
+        send: (bytes) => socket.send(bytes, options.port, options.host, () => {}),
+        onMessage: handlers.onMessage,
+        ...(handlers.onAck ? { onAck: handlers.onAck } : {}),
+        ...(handlers.pull ? { pull: handlers.pull } : {}),
+        onTimeout: (silentMs, reason) =>
+          finish(
+            new CliError(
+              reason === 'silent'
+                ? `no answer from the server ${where} for ${(silentMs / 1000).toFixed(1)} s: ${handlers.progress()}`
+                : `the server ${where} acknowledged nothing through ${conn?.stats.timeouts} retransmission timeouts: ${handlers.progress()}`,
+            ),
+          ),
+        ...(options.window === undefined ? {} : { window: options.window }),
+        ...(options.cc === undefined ? {} : { cc: options.cc }),
+        idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
+      });
+      conn.send(handlers.first.type, token ? Buffer.concat([token, handlers.first.data]) : handlers.first.data);
+    };
     socket.on('error', (error: NodeJS.ErrnoException) => finish(describeConnectError(error, where)));
     socket.on('message', (datagram, from) => {
       if (from.port !== options.port) return;
@@ -121,13 +143,26 @@ async function transfer(
         return; // not ours: ignored, as the server ignores garbage
       }
       if (packet.connection !== connection) return;
+      if (packet.type === Type.RETRY) {
+        // A duplicate, or one for a request the server has since accepted, changes nothing.
+        if (answered || (token && Buffer.from(token).equals(packet.data))) return;
+        if (++retries > 3) return finish(new CliError(`the server ${where} keeps asking to validate this address (${retries} RETRY answers)`));
+        token = packet.data;
+        // The same request again, with the token: same connection and initial sequence number,
+        // so that a copy of the first one arriving late is a duplicate of it.
+        const isn = conn?.isn;
+        conn?.close();
+        start(isn);
+        return;
+      }
+      answered = true;
       if (packet.type === Type.RESET) {
         finish(new CliError(`the server ${where} does not know this transfer (it restarted?): ${handlers.progress()}`));
         return;
       }
       conn?.receive(packet);
     });
-    conn.send(handlers.first.type, handlers.first.data);
+    start();
   });
 }
 

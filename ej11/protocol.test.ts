@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodePacket, decodePut, encodePacket, encodePut, encodeSize, Flag, HEADER_LENGTH, MAX_DATA, Packet, readSize, Type, unwrap, wrap } from './protocol.ts';
+import { decodePacket, decodePut, encodePacket, encodePut, encodeSize, encodeText, Flag, HEADER_LENGTH, MAX_DATA, Packet, readSize, splitToken, TOKEN_LENGTH, Type, unwrap, wrap } from './protocol.ts';
 
 const sample = (data = new Uint8Array([1, 2, 3])): Packet => ({
   sequence: 0xfffffffe,
@@ -67,4 +67,25 @@ t.test('PUT and OK data carry a u64 size; names must be UTF-8', async (t) => {
   t.throws(() => decodePut(new Uint8Array(4)), RangeError);
   t.throws(() => decodePut(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xfe])), SyntaxError);
   t.throws(() => readSize(new Uint8Array(8).fill(0xff)), /too large/);
+});
+
+t.test('TOKEN rides only on a first GET or PUT, and splitToken() takes it off the request', async (t) => {
+  const token = new Uint8Array(TOKEN_LENGTH).fill(7);
+  const get = { ...sample(), type: Type.GET, flags: Flag.SYN | Flag.TOKEN, data: new Uint8Array([...token, ...new TextEncoder().encode('a.txt')]) };
+  const { token: got, packet } = splitToken(decodePacket(encodePacket(get)));
+  t.same(got, token);
+  t.equal(new TextDecoder().decode(packet.data), 'a.txt');
+  t.equal(packet.flags, Flag.SYN, 'the request alone carries no TOKEN');
+  t.throws(() => decodePacket(encodePacket({ ...get, type: Type.DATA })), /TOKEN on a packet/);
+  t.throws(() => decodePacket(encodePacket({ ...get, flags: Flag.TOKEN })), /TOKEN on a packet/);
+  t.throws(() => decodePacket(encodePacket({ ...get, data: token.subarray(0, 5) })), RangeError);
+  const retry = decodePacket(encodePacket({ ...sample(), type: Type.RETRY, flags: 0, data: token }));
+  t.equal(retry.type, Type.RETRY);
+  t.equal(splitToken(retry).token, undefined);
+});
+
+t.test('encodeText() cuts at a character boundary', async (t) => {
+  t.same(encodeText('abc', 10), new TextEncoder().encode('abc'));
+  t.equal(new TextDecoder('utf-8', { fatal: true }).decode(encodeText('€€€', 7)), '€€', '7 bytes hold two 3-byte characters, not two and a third');
+  t.equal(encodeText('€'.repeat(1000), MAX_DATA).length, 1398);
 });

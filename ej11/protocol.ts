@@ -32,10 +32,12 @@
  * - **type**: 1 GET (data: file name, UTF-8), 2 PUT (data: u64 size, then
  *   the name), 3 OK (data: u64 size), 4 DATA (file bytes), 5 FIN (data: the
  *   SHA-256 of the whole file, 32 bytes), 6 ERROR (data: a UTF-8 message),
- *   7 ACK (no data), 8 RESET (no data: "no such connection").
+ *   7 ACK (no data), 8 RESET (no data: "no such connection"), 9 RETRY (data:
+ *   an address-validation token, 16 bytes).
  * - **flags**: bit 0 SYN (the first message of a stream: its sequence is the
  *   sender's initial number), bit 1 ACK (ack, ack_bitfield and through are
- *   valid).
+ *   valid), bit 2 TOKEN (on a GET or PUT with SYN only: the data starts with
+ *   the token the server sent in RETRY, and the request follows it).
  * - **window**: how many packets beyond `through` the sender of this PDU
  *   will accept (its reorder buffer): flow control.
  * - **connection**: chosen at random by the client, names the transfer (so a
@@ -69,11 +71,16 @@ export const HEADER_LENGTH = 24;
 /** Most data bytes in one packet: 24 + 1400 + 28 (UDP, IPv4) stays under a 1500-byte MTU. */
 export const MAX_DATA = 1400;
 
-export const Type = { GET: 1, PUT: 2, OK: 3, DATA: 4, FIN: 5, ERROR: 6, ACK: 7, RESET: 8 } as const;
+export const Type = { GET: 1, PUT: 2, OK: 3, DATA: 4, FIN: 5, ERROR: 6, ACK: 7, RESET: 8, RETRY: 9 } as const;
 export type TypeCode = (typeof Type)[keyof typeof Type];
 export const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Type).map(([k, v]) => [v, k]));
 
-export const Flag = { SYN: 1, ACK: 2 } as const;
+export const Flag = { SYN: 1, ACK: 2, TOKEN: 4 } as const;
+
+/** Bytes of an address-validation token (RETRY's data; the start of a GET or PUT with TOKEN). */
+export const TOKEN_LENGTH = 16;
+/** Most bytes of a GET's name: a packet's data less the token it may have to carry. */
+export const MAX_NAME = MAX_DATA - TOKEN_LENGTH;
 
 /** Encodes a packet into a new buffer. */
 export function encodePacket(packet: Packet): Uint8Array {
@@ -89,8 +96,21 @@ export function decodePacket(buf: Uint8Array): Packet {
   if (buf.length > HEADER_LENGTH + MAX_DATA) throw new SyntaxError(`Cannot decode ej11 packet: expected at most ${HEADER_LENGTH + MAX_DATA} bytes, received ${buf.length}`);
   const packet = decodeExact(Packet, buf);
   if (!(packet.type in TYPE_NAMES)) throw new SyntaxError(`Cannot decode ej11 packet: unknown type ${packet.type}`);
-  if (packet.flags & ~(Flag.SYN | Flag.ACK)) throw new SyntaxError(`Cannot decode ej11 packet: unknown flags 0x${packet.flags.toString(16)}`);
+  if (packet.flags & ~(Flag.SYN | Flag.ACK | Flag.TOKEN)) throw new SyntaxError(`Cannot decode ej11 packet: unknown flags 0x${packet.flags.toString(16)}`);
+  if (packet.flags & Flag.TOKEN) {
+    if (!(packet.flags & Flag.SYN) || (packet.type !== Type.GET && packet.type !== Type.PUT)) throw new SyntaxError('Cannot decode ej11 packet: TOKEN on a packet that is not the first GET or PUT');
+    if (packet.data.length < TOKEN_LENGTH) throw new RangeError(`Cannot decode ej11 packet: expected a ${TOKEN_LENGTH}-byte token, received ${packet.data.length} bytes`);
+  }
   return packet;
+}
+
+/**
+ * Splits the token off a GET or PUT that carries one (TOKEN flag): the token,
+ * and the packet as it would be without it (its data the request alone).
+ */
+export function splitToken(packet: Packet): { token: Uint8Array | undefined; packet: Packet } {
+  if (!(packet.flags & Flag.TOKEN)) return { token: undefined, packet };
+  return { token: packet.data.subarray(0, TOKEN_LENGTH), packet: { ...packet, flags: packet.flags & ~Flag.TOKEN, data: packet.data.subarray(TOKEN_LENGTH) } };
 }
 
 const U32 = 2 ** 32;

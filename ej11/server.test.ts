@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { Child } from '../lib/fixtures/spawn.ts';
 import { getUdp } from './client.ts';
+import { AddressTokens } from './server.ts';
 import { encodePacket, Flag, MAX_DATA, Type } from './protocol.ts';
 import { encodeRequest, Op } from './tcp.ts';
 
@@ -120,6 +121,21 @@ function swapper(t: Test, dir: string, outside: string): Child {
   t.teardown(() => child.kill());
   return child;
 }
+
+t.test('AddressTokens: a token is valid for its own address and port, in its time bucket and the next', async (t) => {
+  let now = 0;
+  const tokens = new AddressTokens({ bucketMs: 1000, now: () => now });
+  const token = tokens.make('127.0.0.1', 5000);
+  t.equal(token.length, 16);
+  t.ok(tokens.valid(token, '127.0.0.1', 5000));
+  t.notOk(tokens.valid(token, '127.0.0.1', 5001), 'not for another port');
+  t.notOk(tokens.valid(token, '127.0.0.2', 5000), 'not for another address');
+  t.notOk(new AddressTokens({ bucketMs: 1000, now: () => now }).valid(token, '127.0.0.1', 5000), 'not for another process (secret)');
+  now = 1500;
+  t.ok(tokens.valid(token, '127.0.0.1', 5000), 'still in the next bucket');
+  now = 2000;
+  t.notOk(tokens.valid(token, '127.0.0.1', 5000), 'expired two buckets later');
+});
 
 t.test('one GET from an address that never answers gets at most 3x its size back', async (t) => {
   const s = await startServer(t, { 'big.bin': Buffer.alloc(8 * MiB, 1) });

@@ -9,16 +9,18 @@
  *
  * Clients GET a file of the served folder or PUT one into it (see client.ts);
  * a name never leads outside the folder (`..`, absolute paths, symbolic links
- * out are refused with an ERROR). Each transfer is a {@link Connection} (see
- * transport.ts and the PDU in protocol.ts); any number run at once, told
- * apart by address, port and connection number. A datagram that is not a
- * packet of the protocol is ignored; a packet for no transfer is answered
- * with RESET. Prints `listening on HOST:PORT (udp)` and `(tcp)` when ready,
+ * out are refused with an ERROR, checked on the opened file: files.ts). A
+ * first GET or PUT without a valid address token is answered with one small
+ * RETRY carrying it, and nothing else ({@link AddressTokens}). Each transfer
+ * is a {@link Connection} (see transport.ts and the PDU in protocol.ts); any
+ * number run at once, told apart by address, port and connection number. A
+ * datagram that is not a packet of the protocol is ignored; a packet for no
+ * transfer is answered with RESET. Prints `listening on HOST:PORT (udp)` and `(tcp)` when ready,
  * one line per transfer on stderr. Ctrl-C stops it.
  *
  * @module
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, createHmac, type Hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import dgram from 'node:dgram';
 import { closeSync, readSync, statSync, writeSync } from 'node:fs';
 import net from 'node:net';
@@ -29,7 +31,7 @@ import { bindUdp, closeGracefully, listenTcp, onShutdown, readyLine, trackConnec
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
 import { drained } from '../lib/http.ts';
 import { BadNameError, createInside, formatBytes, openInside, parseCc, type Upload } from './files.ts';
-import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, encodeText, Flag, MAX_DATA, type Packet, Type } from './protocol.ts';
+import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, encodeText, Flag, MAX_DATA, type Packet, splitToken, TOKEN_LENGTH, Type } from './protocol.ts';
 import { encodeError, Op, readSize64, SocketReader } from './tcp.ts';
 import { type CongestionControl, Connection, type Message } from './transport.ts';
 
@@ -52,6 +54,43 @@ export interface ServerCounters {
   /** Datagrams that were not packets of the protocol. */
   garbage: number;
   resets: number;
+  /** GETs and PUTs answered with RETRY: their address was not validated yet. */
+  retries: number;
+}
+
+/**
+ * Stateless address validation, as a QUIC Retry token (RFC 9000 §8.1): an
+ * HMAC-SHA-256 over the client's address, port and a 30-second time bucket,
+ * keyed by a random secret of this process, cut to 16 bytes. Only a client
+ * that receives at its address can echo it, so before it does the server
+ * sends that address one RETRY (40 bytes) per request (at least 24 bytes),
+ * under RFC 9000's 3× bound. A token is valid for 30 to 60 s.
+ */
+export class AddressTokens {
+  readonly #secret = randomBytes(32);
+  readonly #bucketMs: number;
+  readonly #now: () => number;
+
+  constructor({ bucketMs = 30_000, now = () => Date.now() }: { bucketMs?: number; now?: () => number } = {}) {
+    this.#bucketMs = bucketMs;
+    this.#now = now;
+  }
+
+  #token(address: string, port: number, bucket: number): Buffer {
+    return createHmac('sha256', this.#secret).update(`${address}|${port}|${bucket}`).digest().subarray(0, TOKEN_LENGTH);
+  }
+
+  /** The token for `address`:`port` now. */
+  make(address: string, port: number): Uint8Array {
+    return this.#token(address, port, Math.floor(this.#now() / this.#bucketMs));
+  }
+
+  /** Whether `token` was made for `address`:`port` in this bucket or the one before. */
+  valid(token: Uint8Array, address: string, port: number): boolean {
+    if (token.length !== TOKEN_LENGTH) return false;
+    const bucket = Math.floor(this.#now() / this.#bucketMs);
+    return [bucket, bucket - 1].some((b) => timingSafeEqual(this.#token(address, port, b), token));
+  }
 }
 
 interface Session {
@@ -77,8 +116,9 @@ function errorText(error: unknown): string {
 export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counters: ServerCounters; close(): void } {
   const { dir, log = silent, lingerMs = 2000 } = options;
   const sessions = new Map<string, Session>();
-  const counters: ServerCounters = { transfers: 0, completed: 0, failed: 0, garbage: 0, resets: 0 };
+  const counters: ServerCounters = { transfers: 0, completed: 0, failed: 0, garbage: 0, resets: 0, retries: 0 };
 
+  const tokens = new AddressTokens();
   const reply = (packet: Packet, port: number, address: string) => socket.send(encodePacket(packet), port, address, () => {});
 
   const open = (first: Packet, port: number, address: string, key: string): Session => {
@@ -223,8 +263,8 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       send: (bytes) => socket.send(bytes, port, address, () => {}),
       onMessage,
       onAck: checkDone,
-      onTimeout: (silentMs) => {
-        if (!finished) finish(false, `client silent for ${(silentMs / 1000).toFixed(1)} s: transfer abandoned`);
+      onTimeout: (silentMs, reason) => {
+        if (!finished) finish(false, reason === 'silent' ? `client silent for ${(silentMs / 1000).toFixed(1)} s: transfer abandoned` : `client acknowledged nothing through ${conn.stats.timeouts} retransmission timeouts: transfer abandoned`);
         cleanup();
       },
       pull,
@@ -247,9 +287,16 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
     }
     const key = `${from.address}|${from.port}|${packet.connection}`;
     let session = sessions.get(key);
+    const { token, packet: request } = splitToken(packet);
     if (!session) {
       if ((packet.type === Type.GET || packet.type === Type.PUT) && packet.flags & Flag.SYN) {
-        session = open(packet, from.port, from.address, key);
+        if (!token || !tokens.valid(token, from.address, from.port)) {
+          // Not yet known to be the sender's own address: one small RETRY, no state kept.
+          counters.retries++;
+          reply({ sequence: 0, ack: packet.sequence, ackBitfield: 0, type: Type.RETRY, flags: 0, window: 0, connection: packet.connection, through: 0, data: tokens.make(from.address, from.port) }, from.port, from.address);
+          return;
+        }
+        session = open(request, from.port, from.address, key);
         sessions.set(key, session);
       } else {
         if (packet.type !== Type.RESET && packet.type !== Type.ACK) {
@@ -264,7 +311,7 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       session.cleanup();
       return;
     }
-    session.conn.receive(packet);
+    session.conn.receive(request);
   };
   // The handler is an error boundary: whatever one peer's packet makes go wrong ends that
   // peer's transfer, never the server.

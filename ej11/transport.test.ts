@@ -162,3 +162,38 @@ t.test("GoodBadMode follows the article: bad above the RTT threshold, back to go
   for (let i = 0; i < 101; i++) mode.update(100, 50);
   t.equal(mode.penaltyMs, 4000, '10 s of good conditions halve the penalty');
 });
+
+t.test('a peer that acknowledges nothing gets the initial window, one batch again, then one probe per timeout, and is given up', async (t) => {
+  let now = 0;
+  const sent: Packet[] = [];
+  let reason = '';
+  const conn = new Connection({ connection: 3, isn: 0, send: (b) => sent.push(decodePacket(b)), onMessage: () => {}, onTimeout: (_ms, r) => (reason = r), now: () => now, tickMs: 0, cc: 'none', maxTimeouts: 5, idleTimeoutMs: 1e9 });
+  t.teardown(() => conn.close());
+  // The peer's first packet told its window (1024); it never acknowledges anything after.
+  conn.receive({ sequence: 50, ack: 0, ackBitfield: 0, type: Type.GET, flags: Flag.SYN, window: 1024, connection: 3, through: 0, data: new Uint8Array(0) });
+  for (const m of messages(100)) conn.send(m.type, m.data);
+  await new Promise((r) => setImmediate(r));
+  const data = () => sent.filter((p) => p.type === Type.DATA).length;
+  t.equal(data(), 10, 'no more than the initial window (10) before the peer acknowledges one');
+  for (let i = 0; i < 20 && !reason; i++) {
+    now += 2000;
+    conn.tick();
+  }
+  t.equal(reason, 'unacknowledged', 'the connection gave up');
+  t.equal(data(), 10 + 10 + 4, 'the first expiry sent the 10 again, the next 4 one probe each, the 6th gave up');
+});
+
+t.test('once the peer acknowledges a packet, the window opens past the initial 10', async (t) => {
+  let now = 0;
+  const sent: Packet[] = [];
+  const conn = new Connection({ connection: 4, isn: 0, send: (b) => sent.push(decodePacket(b)), onMessage: () => {}, onTimeout: () => {}, now: () => now, tickMs: 0, cc: 'none' });
+  t.teardown(() => conn.close());
+  for (const m of messages(100)) conn.send(m.type, m.data);
+  conn.receive({ sequence: 50, ack: 0, ackBitfield: 0, type: Type.ACK, flags: Flag.ACK, window: 1024, connection: 4, through: 0, data: new Uint8Array(0) });
+  await new Promise((r) => setImmediate(r));
+  t.equal(sent.length, 10, 'before: the initial window');
+  now += 5;
+  conn.receive({ sequence: 51, ack: 0, ackBitfield: 0, type: Type.ACK, flags: Flag.ACK, window: 1024, connection: 4, through: 1, data: new Uint8Array(0) });
+  await new Promise((r) => setImmediate(r));
+  t.equal(sent.length, 100, 'after the first ack: everything the peer window allows');
+});

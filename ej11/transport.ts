@@ -62,14 +62,34 @@ export interface ConnectionOptions {
   send: (bytes: Uint8Array) => void;
   /** Called for each message of the peer's stream, in order, once. */
   onMessage: (message: Message) => void;
-  /** Called once when the peer has been silent for `idleTimeoutMs`. */
-  onTimeout: (silentMs: number) => void;
+  /**
+   * Called once when the peer has been silent for `idleTimeoutMs`
+   * (`silent`), or acknowledged nothing through `maxTimeouts` expiries of the
+   * retransmission timer (`unacknowledged`); the connection is closed.
+   */
+  onTimeout: (silentMs: number, reason: 'silent' | 'unacknowledged') => void;
   /** Called after acknowledgements were processed (the app checks whether it is done). */
   onAck?: () => void;
   /** Supplies the next message when the window has room (a file read lazily). */
   pull?: () => Message | undefined;
   /** Initial sequence number (random by default). */
   isn?: number;
+  /** Flags added to the first (SYN) packet: TOKEN when its data starts with an address-validation token. */
+  synFlags?: number;
+  /**
+   * Packets in flight until the peer has acknowledged one of ours (RFC 6928's
+   * 10): an address that never answers gets no more than this, and then the
+   * retransmission probes below.
+   */
+  initialWindow?: number;
+  /**
+   * Expiries of the retransmission timer in a row, with nothing newly
+   * acknowledged, after which the connection gives up (`onTimeout`, reason
+   * `unacknowledged`). After the first expiry of a run, only the oldest
+   * packet is sent again (RFC 6298 §5.4), so a peer that stopped
+   * acknowledging costs one packet per timeout.
+   */
+  maxTimeouts?: number;
   /** Receive window, packets: the reorder buffer's size, advertised to the peer. */
   window?: number;
   cc?: CongestionControl;
@@ -159,6 +179,9 @@ export class Connection {
   #highestAcked: number;
   // Until the peer advertises its window, only the first packet (SYN) goes out.
   #peerWindow = 1;
+  // Until the peer acknowledges something, at most initialWindow packets are in flight.
+  #peerAcked = false;
+  #timeoutsInRow = 0;
   #cwnd: number;
   #ssthresh = Infinity;
   #recoveryPoint: number;
@@ -190,6 +213,9 @@ export class Connection {
       idleTimeoutMs: 10_000,
       rttThresholdMs: 250,
       tickMs: 10,
+      synFlags: 0,
+      initialWindow: 10,
+      maxTimeouts: 12,
       ...options,
       now,
     };
@@ -296,7 +322,7 @@ export class Connection {
     this.#lastTick = now;
     if (now - this.#lastHeard > this.#o.idleTimeoutMs) {
       this.close();
-      this.#o.onTimeout(now - this.#lastHeard);
+      this.#o.onTimeout(now - this.#lastHeard, 'silent');
       return;
     }
     if (this.#gaffer) this.#cwnd = this.#gaffer.update(dt, this.#srtt ?? 0);
@@ -304,9 +330,16 @@ export class Connection {
     if (oldest && now - oldest.lastSent >= this.#rto) {
       // RFC 6298 §5.5: the timer of the oldest outstanding packet expired: back off.
       this.stats.timeouts++;
+      if (++this.#timeoutsInRow > this.#o.maxTimeouts) {
+        this.close();
+        this.#o.onTimeout(now - this.#lastHeard, 'unacknowledged');
+        return;
+      }
       this.#onLoss(oldest.seq);
       this.#rto = Math.min(this.#o.maxRtoMs, this.#rto * 2);
-      let budget = Math.max(1, Math.floor(this.#cwnd));
+      // The first expiry sends again what waited long (a burst lost at once); later ones in a
+      // row, with nothing acknowledged between, only probe with the oldest packet.
+      let budget = this.#timeoutsInRow > 1 ? 1 : Math.max(1, Math.floor(this.#cwnd));
       for (const out of this.#unacked.values()) {
         if (budget === 0) break;
         if (now - out.lastSent >= this.#rto / 2) {
@@ -355,6 +388,10 @@ export class Connection {
       }
       this.#peerThrough = through;
       if (through - 1 > this.#highestAcked) this.#highestAcked = through - 1;
+    }
+    if (newlyAcked > 0) {
+      this.#peerAcked = true;
+      this.#timeoutsInRow = 0;
     }
     if (sample !== undefined) this.#rttSample(sample);
     else if (newlyAcked > 0) this.#rto = this.#computeRto(); // new data acknowledged: undo the backoff
@@ -409,7 +446,7 @@ export class Connection {
   }
 
   #canSendNew(): boolean {
-    const window = Math.min(Math.floor(this.#cwnd), this.#peerWindow);
+    const window = Math.min(Math.floor(this.#cwnd), this.#peerWindow, this.#peerAcked ? Infinity : this.#o.initialWindow);
     return this.#unacked.size < Math.max(1, window) && this.#nextSeq < this.#peerThrough + Math.max(1, this.#peerWindow);
   }
 
@@ -423,7 +460,7 @@ export class Connection {
       const out: Outgoing = {
         seq,
         type: message.type,
-        flags: seq === this.isn ? Flag.SYN : 0,
+        flags: seq === this.isn ? Flag.SYN | this.#o.synFlags : 0,
         data: message.data,
         firstSent: now,
         lastSent: now,
