@@ -311,3 +311,49 @@ t.test('a response in a transfer coding other than chunked is refused with 502, 
   for (const p of ['/gz', '/gz-close']) await store.settled(`http://127.0.0.1:${origin.port}${p}`);
   t.equal(store.size, 0, 'nothing was stored');
 });
+
+t.test('a 304 that says no-store deletes the stored copy', async (t) => {
+  const origin = await rawOrigin(t, (request, socket) => {
+    if (/\r\nIf-None-Match: "v1"\r\n/i.test(request)) socket.end('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nCache-Control: no-store\r\n\r\n');
+    else socket.end('HTTP/1.1 200 OK\r\nETag: "v1"\r\nCache-Control: no-cache\r\nContent-Length: 4\r\n\r\nbody');
+  });
+  const { port, store } = await startProxy(t);
+  const ask = () => exchange(port, `GET http://127.0.0.1:${origin.port}/n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  t.match(await ask(), /X-Cache: MISS/, 'first: MISS, stored');
+  await store.settled(`http://127.0.0.1:${origin.port}/n`);
+  t.equal(store.size, 1, 'one entry');
+  t.match(await ask(), /X-Cache: REVALIDATED[\s\S]*\r\n\r\nbody$/, 'second: the 304 lets this client have the copy');
+  for (let i = 0; i < 60 && store.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(store.size, 0, 'and the copy is gone');
+  t.match(await ask(), /X-Cache: MISS/, 'third: MISS');
+});
+
+t.test('bytes an origin sends after its response are not relayed: the next request on the connection gets its own response', async (t) => {
+  const origin = await rawOrigin(t, (request, socket) => {
+    if (/^GET \/first /.test(request)) socket.end('HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled');
+    else socket.end('HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 6\r\n\r\nsecond');
+  });
+  const { port } = await startProxy(t);
+  const get = (p: string, close = false) => `GET http://127.0.0.1:${origin.port}${p} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+  const got = responses(await exchange(port, get('/first') + get('/second', true)));
+  t.same(got.map((r) => r.body), ['first', 'second'], 'two responses, and nothing of what followed the first');
+});
+
+t.test("a request that carries this proxy's Via token is refused with 508 (a loop through another name)", async (t) => {
+  const origin = await rawOrigin(t, (_request, socket) => socket.end('HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\nok'));
+  const { port } = await startProxy(t);
+  const url = `http://127.0.0.1:${origin.port}/`;
+  const via = /\r\nVia: ([^\r]*)\r\n/.exec(await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))?.[1] ?? '';
+  t.match(via, /^1\.1 ej07-[0-9a-f]{8}$/, `the proxy's token (${via})`);
+  const looped = await exchange(port, `GET ${url} HTTP/1.1\r\nHost: x\r\nVia: 1.1 other, ${via}\r\nConnection: close\r\n\r\n`);
+  t.match(looped, /^HTTP\/1\.1 508 Loop Detected\r\n/, 'a request that already went through it: 508');
+  t.equal(origin.requests.length, 1, 'and it was not forwarded');
+});
+
+t.test('an HTTP/1.1 request with two Host fields is refused with 400 and not forwarded', async (t) => {
+  const origin = await rawOrigin(t, (_request, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+  const { port } = await startProxy(t);
+  const reply = await exchange(port, `GET http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n`);
+  t.match(reply, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*more than one Host/, '400, and the page says why');
+  t.equal(origin.requests.length, 0, 'nothing reached the origin');
+});
