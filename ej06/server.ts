@@ -458,27 +458,25 @@ export async function createStaticServer({
         this.logLine(head, 200, 0);
         return keep;
       }
-      {
-        if (stats.size <= SMALL_FILE) {
-          const body = Buffer.alloc(stats.size);
-          const { bytesRead } = await handle.read(body, 0, stats.size, 0);
-          await this.send(Buffer.concat([this.head200(headers, keep), body.subarray(0, bytesRead)]));
-          // A file that shrank meanwhile cannot honour its Content-Length: close.
-          if (bytesRead < stats.size) keep = false;
-        } else {
-          this.socket.write(this.head200(headers, keep));
-          let offset = 0;
-          const buffer = Buffer.alloc(256 * 1024);
-          while (offset < stats.size && !this.socket.destroyed) {
-            const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, stats.size - offset), offset);
-            if (bytesRead === 0) {
-              keep = false;
-              break;
-            }
-            offset += bytesRead;
-            // A copy: the buffer is reused for the next read while this one may still be queued.
-            await this.send(Buffer.from(buffer.subarray(0, bytesRead)));
+      if (stats.size <= SMALL_FILE) {
+        const body = Buffer.alloc(stats.size);
+        const { bytesRead } = await handle.read(body, 0, stats.size, 0);
+        await this.send(Buffer.concat([this.head200(headers, keep), body.subarray(0, bytesRead)]));
+        // A file that shrank meanwhile cannot honour its Content-Length: close.
+        if (bytesRead < stats.size) keep = false;
+      } else {
+        this.socket.write(this.head200(headers, keep));
+        let offset = 0;
+        const buffer = Buffer.alloc(256 * 1024);
+        while (offset < stats.size && !this.socket.destroyed) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, stats.size - offset), offset);
+          if (bytesRead === 0) {
+            keep = false;
+            break;
           }
+          offset += bytesRead;
+          // A copy: the buffer is reused for the next read while this one may still be queued.
+          await this.send(Buffer.from(buffer.subarray(0, bytesRead)));
         }
       }
       this.logLine(head, 200, stats.size);
