@@ -296,8 +296,9 @@ export function createProxy({
      * Sends the origin the request (a conditional one when `entry` is stale)
      * and the response to the client. `forwarded` is the request's fields
      * without the hop-by-hop ones, with Host from the URL. The proxy frames
-     * both messages itself: the fields a Connection header names are gone,
-     * and they may be Content-Length or Transfer-Encoding.
+     * both messages itself, from what its parser read, never from the
+     * framing fields a peer sent: those are hop-by-hop, or may have been
+     * named in Connection and so removed.
      */
     forward(head: RequestHead, forwarded: HeaderList, body: Buffer, target: { url: URL; host: string; port: number }, key: string, entry: Entry | undefined, cachedBody: Buffer | undefined, keep: boolean, started: number): Promise<boolean> {
       const headers = new HeaderList(forwarded);
@@ -458,7 +459,6 @@ export function createProxy({
               const bodyBytes = Buffer.concat(collect);
               const stored = withoutHopByHop(res.headers);
               stored.set('Content-Length', bodyBytes.length); // the stored copy is framed by what was received
-
               // Registered now, before the client has the last byte: its next request finds the entry.
               void store
                 .put({ key, status: res.status, reason: res.reason, headers: [...stored], requestTime, responseTime, vary: varyValues(res.headers, forwarded) }, bodyBytes)
