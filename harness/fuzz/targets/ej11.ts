@@ -1,12 +1,14 @@
 /** ej11: the file server, reliable UDP and TCP on one port. @module */
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { datagramCaseFor, mixed, streamCaseFor } from '../cases.ts';
-import { datagramCase, streamCase, tcpRequest, udpRequest } from '../net.ts';
-import type { Rng } from '../prng.ts';
-import type { FixedCase, FuzzTarget, Running } from '../types.ts';
+import { datagramCase, streamCase, tcpRequest } from '../net.ts';
+import { Rng } from '../prng.ts';
+import type { Case, FixedCase, FuzzTarget, Running } from '../types.ts';
+import { mutate, preview } from '../mutate.ts';
 import { HOST, startWatched, utf8 } from './common.ts';
 
 const SMALL = 'small.txt';
@@ -32,6 +34,55 @@ export function packet(fields: { sequence?: number; ack?: number; bits?: number;
 
 /** A GET (type 1, SYN) for `name`. */
 export const getPacket = (name: Uint8Array, connection: number): Uint8Array => packet({ type: 1, flags: 1, connection }, name);
+
+/** RETRY (type 9) and the TOKEN flag: the server's address validation, since 4bcb096. */
+const RETRY = 9;
+const TOKEN_FLAG = 4;
+
+/**
+ * From one socket: sends `first`; if the server answers RETRY (a token for
+ * this address and port), sends `withToken(token)` too. Resolves with every
+ * reply. A server without RETRY just answers the first.
+ */
+export function udpWithToken(port: number, first: Uint8Array, withToken: (token: Buffer) => Uint8Array[], { quietMs = 300, timeoutMs = 2500 } = {}): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    const replies: Buffer[] = [];
+    let quiet: ReturnType<typeof setTimeout> | undefined;
+    let retried = false;
+    const done = () => {
+      clearTimeout(timer);
+      clearTimeout(quiet);
+      try {
+        socket.close();
+      } catch {
+        // closed
+      }
+      resolve(replies);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    const arm = () => {
+      clearTimeout(quiet);
+      quiet = setTimeout(done, quietMs);
+    };
+    socket.on('error', done);
+    socket.on('message', (msg) => {
+      replies.push(msg);
+      if (msg.length >= 40 && msg[12] === RETRY && !retried) {
+        retried = true;
+        for (const d of withToken(msg.subarray(24, 40))) socket.send(d, port, HOST);
+      }
+      arm();
+    });
+    socket.bind(0, HOST, () => {
+      socket.send(first, port, HOST);
+      arm();
+    });
+  });
+}
+
+/** A GET with the TOKEN flag: token, then the name. */
+export const tokenGet = (token: Uint8Array, name: Uint8Array, connection: number): Uint8Array => packet({ type: 1, flags: 1 | TOKEN_FLAG, connection }, Buffer.concat([token, name]));
 
 function validUdp(rng: Rng): Uint8Array {
   const connection = rng.int(0, 0xffffffff);
@@ -70,12 +121,36 @@ function validTcp(rng: Rng): Uint8Array {
   return out;
 }
 
+/** After the server's RETRY: a mutated request that carries the token (so it reaches the transfer code, not only address validation). */
+function tokenCase(rng: Rng, id: string): Case {
+  const seed = (rng.next() * 4294967296) >>> 0;
+  const name = utf8(rng.pick([SMALL, BIG, 'missing.txt', `../${'€'.repeat(rng.int(1, 460))}`, '\u0000'.repeat(rng.int(1, 1300)), 'sub/../small.txt']));
+  const connection = rng.int(0, 0xffffffff);
+  const kind = new Rng(seed).pick(['random', 'prefix-garbage', 'truncated', 'bit-flips', 'inflated']);
+  return {
+    id,
+    kind: `token-${kind}`,
+    detail: `udp: GET, then after RETRY a mutated GET with the token (${kind}, name ${preview(name, 16)}, connection ${connection}, seed ${seed})`,
+    async run(running) {
+      await udpWithToken(running.port, getPacket(name, connection), (token) => {
+        const g = new Rng(seed);
+        const valid = tokenGet(token, name, connection);
+        return [mutate(g, valid, { max: 1424 }).bytes, valid];
+      });
+    },
+  };
+}
+
 const udpFixed = (id: string, label: string, name: Uint8Array): FixedCase => ({
   id,
   finding: 'issue 11 #17',
   kind: 'fixed',
   detail: `udp: one GET datagram whose name is ${label} (${name.length} bytes)`,
-  run: async (running) => void (await datagramCase(HOST, running.port, [getPacket(name, 0x11111111)], { quietMs: 500 })),
+  async run(running) {
+    // As the issue sent it; and, to a server that validates addresses first, with its token, as is and cut to the longest name that fits.
+    const fits = name.subarray(0, 1400 - 16);
+    await udpWithToken(running.port, getPacket(name, 0x11111111), (token) => [tokenGet(token, name, 0x11111112), tokenGet(token, fits, 0x11111113)], { quietMs: 500 });
+  },
 });
 
 const tcpLeak = (id: string, mode: 'reset' | 'stall' | 'stop'): FixedCase => ({
@@ -126,7 +201,8 @@ export const ej11: FuzzTarget = {
     return { proc, port, state: undefined };
   },
   generate: mixed('ej11', [
-    { weight: 3, make: (rng, id) => datagramCaseFor(rng, id, { label: 'udp', port: (r) => r.port, valid: validUdp, max: 1424 + 64 }) },
+    { weight: 2, make: (rng, id) => datagramCaseFor(rng, id, { label: 'udp', port: (r) => r.port, valid: validUdp, max: 1424 + 64 }) },
+    { weight: 1, make: tokenCase },
     { weight: 2, make: (rng, id) => streamCaseFor(rng, id, { label: 'tcp', port: (r) => r.port, valid: validTcp, lengthFields: () => [1], lengthWidth: 2 }) },
     {
       weight: 1,
@@ -157,8 +233,9 @@ export const ej11: FuzzTarget = {
     if (!got.subarray(9 + want.length, total).equals(createHash('sha256').update(want).digest())) throw new Error(`TCP GET ${SMALL}: wrong SHA-256`);
     // UDP: a GET is answered by OK with the file's size; then a RESET ends the transfer.
     const connection = (Math.random() * 0xffffffff) >>> 0;
-    const ok = await udpRequest(HOST, running.port, getPacket(utf8(SMALL), connection), (b) => b.length >= 24 && b.readUInt32BE(16) === connection);
-    if (!ok) throw new Error(`UDP GET ${SMALL}: no answer within 2 s (attempt ${attempt + 1})`);
+    const replies = await udpWithToken(running.port, getPacket(utf8(SMALL), connection), (token) => [tokenGet(token, utf8(SMALL), connection)], { quietMs: 400 });
+    const ok = replies.find((b) => b.length >= 24 && b.readUInt32BE(16) === connection && b[12] !== RETRY);
+    if (!ok) throw new Error(`UDP GET ${SMALL}: no answer within 2.5 s (attempt ${attempt + 1}; received ${replies.map((b) => `type ${b[12]}`).join(', ') || 'nothing'})`);
     if (ok[12] !== 3 || ok.length < 32 || Number(ok.readBigUInt64BE(24)) !== want.length) throw new Error(`UDP GET ${SMALL}: expected OK (type 3) with size ${want.length}, received type ${ok[12]} ${ok.subarray(24, 100).toString('latin1')}`);
     await datagramCase(HOST, running.port, [packet({ type: 8, connection })], { quietMs: 50, timeoutMs: 300 });
   },
