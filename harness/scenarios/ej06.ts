@@ -357,6 +357,52 @@ export default defineScenario('ej06', 'Static HTTP server', [
     },
   },
   {
+    id: 'symlink-swap',
+    title: 'a symlink swapped in after the check (for the file, or for a folder on the path) never leaks a file outside the root',
+    roles: ['server-root'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const site = await makeSite(ctx);
+      const server = await ctx.server('server-root', 'tcp', ['--root', site.root]);
+      // swap.html flips between a link to page.html and a link to the secret; flip/ between a
+      // real folder (flip/page.html inside) and a link to the folder that holds the secret.
+      await mkdir(path.join(site.root, 'flip'));
+      await writeFile(path.join(site.root, 'flip', 'secret.txt'), 'inside\n');
+      await symlink(path.join(site.root, 'page.html'), path.join(site.root, 'swap.html'));
+      const swapper = ctx.spawn('swapper', [
+        process.execPath,
+        '-e',
+        `const fs = require('node:fs');
+         const [root, dir] = process.argv.slice(1);
+         const link = root + '/swap.html', tmp = root + '/.swap.tmp', d = root + '/flip', stash = dir + '/flip.real';
+         for (let i = 0, until = Date.now() + 100000; Date.now() < until; i++) {
+           try { fs.unlinkSync(tmp); } catch {}
+           fs.symlinkSync(i % 2 ? dir + '/secret.txt' : root + '/page.html', tmp);
+           fs.renameSync(tmp, link);
+           if (i % 2 === 0) { fs.renameSync(d, stash); fs.symlinkSync(dir, d); }
+           else { fs.unlinkSync(d); fs.renameSync(stash, d); }
+         }`,
+        site.root,
+        site.dir,
+      ]);
+      const stop = Date.now() + 60_000;
+      const seen = { inside: 0, refused: 0, other: 0 };
+      let leaked = '';
+      for (let i = 0; i < 1000 && !leaked && Date.now() < stop && swapper.exit === undefined; i++) {
+        const target = i % 2 ? '/flip/secret.txt' : '/swap.html';
+        const response = await request(server, get(target));
+        if (response?.body.includes(site.secret)) leaked = `; GET ${target} leaked it at request ${i + 1}`;
+        else if (response?.status === 200) seen.inside++;
+        else if (response && response.status >= 400 && response.status < 500) seen.refused++;
+        else seen.other++;
+      }
+      ctx.t.equal(swapper.exit, undefined, 'the swapper flipped the links all along');
+      ctx.t.equal(leaked, '', `the secret outside the root never came back (${seen.inside} served inside, ${seen.refused} refused, ${seen.other} other${leaked})`);
+      ctx.t.ok(leaked || seen.inside + seen.refused >= 300, `enough requests met the swaps to mean something (${seen.inside + seen.refused}, at least 300)`);
+      checkNoTrace(ctx, server);
+    },
+  },
+  {
     id: 'bad-requests',
     title: 'clear answers to bad requests: 400 malformed, 405 with Allow, 414 long target, 431 huge headers, 505 unknown version',
     roles: ['server'],
