@@ -182,7 +182,8 @@ export function createSlave({ root, master, log = silent, retryMs = 1000, secret
         socket,
         (m, authenticated) =>
           handle(m, socket, authenticated).catch((error: Error) => {
-            if (m.action !== REMOTO) log(`${peer}: ${ACTION_NAMES[m.action] ?? m.action} refused: ${error.message}`);
+            const name = ACTION_NAMES[m.action] ?? String(m.action);
+            if (m.action !== REMOTO) log(`${peer}: ${error.message.startsWith(name) ? error.message : `${name} refused: ${error.message}`}`);
             throw error;
           }),
         (why) => log(`${peer}: malformed PDU, connection closed: ${why}`),

@@ -128,3 +128,36 @@ t.test('put writes through a temporary file with a random name created O_EXCL, t
   t.notOk(temporaries.some((n) => existsSync(path.join(root, n))), 'none is left behind');
   t.same((await readdir(root)).sort(), ['f', 'hard']);
 });
+
+t.test('traversal strings (encoded, overlong, backslash, NUL, symlinks) never reach outside the root, for reads and writes', async (t) => {
+  const { base, root, outside } = await sandbox(t);
+  await mkdir(path.join(root, 'd'));
+  await symlink(outside, path.join(root, 'link'));
+  await symlink(path.join(outside, 'secret'), path.join(root, 'd', 'secret-link'));
+  const strings = [
+    '../secret', '../outside/secret', '../../etc/passwd', '/etc/passwd', '//etc/passwd', 'd/../../outside/secret',
+    '..\\outside\\secret', 'd\\..\\..\\outside\\secret', '%2e%2e/outside/secret', '%2e%2e%2foutside%2fsecret', '..%2foutside%2fsecret',
+    '..%252foutside%252fsecret', '%c0%ae%c0%ae/outside/secret', '\u00c0\u00ae\u00c0\u00ae/outside/secret', '..%c0%afoutside%c0%afsecret',
+    '..%5coutside%5csecret', '\uff0e\uff0e/outside/secret', '....//outside/secret', '..;/outside/secret', './../outside/secret',
+    'd/./../../outside/secret', 'd//../../outside/secret', 'd/secret\u0000', 'secret\u0000.txt', '..\u0000/outside/secret',
+    'link/secret', 'link', 'link/', 'd/secret-link', 'link/../secret', 'd/../link/secret', 'C:\\outside\\secret',
+    '\\\\host\\share\\secret', 'd/', '', '.',
+  ];
+  t.equal(strings.length, 36);
+  const data = text('EVIL');
+  let readOutside = 0;
+  for (const s of strings) {
+    for (const cmd of ['cat', 'get', 'ls', 'cd']) {
+      const out = await runCommand(root, [cmd, s]).then((o) => new TextDecoder().decode(o.output), () => '');
+      if (out.includes('SECRET')) readOutside++;
+    }
+    await putFile(root, s, data).catch(() => {});
+    await applyChange(root, { action: AGREGAR_ARCHIVO, path: s, data }).catch(() => {});
+    await runCommand(root, ['mkdir', '-p', s]).catch(() => {});
+    await runCommand(root, ['cp', s, 'copied']).catch(() => {});
+  }
+  t.equal(readOutside, 0, 'nothing outside was read');
+  t.equal(await readFile(path.join(outside, 'secret'), 'utf8'), 'SECRET', 'the outside file is intact');
+  t.same(await readdir(outside), ['secret'], 'nothing was created outside');
+  t.same((await readdir(base)).sort(), ['outside', 'root'], 'nothing was created beside the root');
+});
