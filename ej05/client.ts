@@ -1,7 +1,13 @@
 /**
  * Remote shell client: checks the server's host key against the one pinned
- * in known-hosts (pinning it on first use), logs in inside the encrypted
- * channel, and runs commands at a `>>> ` prompt as the assignment shows.
+ * in known-hosts, under the name typed and the address it resolved to, logs
+ * in inside the encrypted channel, and runs commands at a `>>> ` prompt as
+ * the assignment shows.
+ *
+ * A key not pinned yet is a first use, as ssh's StrictHostKeyChecking=ask:
+ * on a terminal the client shows its fingerprint and asks; outside one it
+ * refuses, unless `--accept-new` (ssh's accept-new) says to pin it. A key
+ * other than the one pinned under either name is always refused.
  *
  * ```sh
  * npx tsx ej05/client.ts                        # 127.0.0.1:5005; asks user and password
@@ -35,7 +41,7 @@ import { defineCommand, formatAddress, parseHost, parsePort, parsePositive } fro
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { describeConnectError } from '../lib/net-errors.ts';
 import { MAX_PLAINTEXT, secureClient, type SecureSocket } from '../lib/secure-channel.ts';
-import { checkKnownHost, homeDir, hostKeyChangedError } from './keys.ts';
+import { homeDir, hostKeyChangedError, lookupKnownHost, pinKnownHost } from './keys.ts';
 import * as P from './protocol.ts';
 import { LineQueue, readTerminalLine } from './tty.ts';
 
@@ -58,9 +64,7 @@ export class Inbox {
       else this.#queue.push(message);
     });
     channel.on('close', (error) => {
-      const why = this.#disconnect
-        ? `the server refused what it received: ${this.#disconnect}`
-        : (error?.message ?? 'the server ended the session');
+      const why = this.#disconnect ? `the server said: ${this.#disconnect}` : (error?.message ?? 'the server ended the session');
       this.#closed = new CliError(`session closed: ${why}`);
       for (const waiter of this.#waiting.splice(0)) waiter.reject(this.#closed);
     });
@@ -74,8 +78,31 @@ export class Inbox {
   }
 }
 
-/** Connects and runs the handshake, pinning the host key in `knownHosts` on first use. */
-export async function openSession(host: string, port: number, knownHosts: string, { timeoutMs = 10_000, warn = (_: string) => {} } = {}): Promise<SecureSocket> {
+/** A first use: the server's names (as typed, as resolved) and its key's fingerprint. */
+export interface NewHostKey {
+  where: string;
+  names: string[];
+  fingerprint: string;
+}
+
+/** What to do with a host key not pinned under any of the server's names: pin it, refuse it, or ask (true pins it). */
+export type NewHostKeyPolicy = 'accept' | 'refuse' | ((question: NewHostKey) => Promise<boolean>);
+
+/** Options of {@link openSession}. */
+export interface OpenOptions {
+  timeoutMs?: number;
+  /** Where notices go (a key pinned). */
+  warn?: (message: string) => void;
+  /** A first use: `'refuse'` (the default), `'accept'`, or a function that asks. */
+  newHostKey?: NewHostKeyPolicy;
+}
+
+/**
+ * Connects and runs the handshake, checking the host key against
+ * `knownHosts` under the name typed and the address reached; a first use
+ * goes as `newHostKey` says.
+ */
+export async function openSession(host: string, port: number, knownHosts: string, { timeoutMs = 10_000, warn = () => {}, newHostKey = 'refuse' }: OpenOptions = {}): Promise<SecureSocket> {
   const where = formatAddress(host, port);
   const socket = await new Promise<net.Socket>((resolve, reject) => {
     const s = net.connect({ host, port });
@@ -93,15 +120,49 @@ export async function openSession(host: string, port: number, knownHosts: string
     return await secureClient(
       socket,
       async (key) => {
-        const check = await checkKnownHost(knownHosts, where, key);
-        if (check.status === 'changed') throw hostKeyChangedError(where, knownHosts, check);
-        if (check.status === 'added') warn(`Warning: Permanently added '${where}' (ED25519 ${check.fingerprint}) to the list of known hosts (${knownHosts}).`);
+        // The pin holds under the name typed and the address it resolved to.
+        const names = [...new Set([where, formatAddress(socket.remoteAddress ?? host, port)])];
+        const found = await lookupKnownHost(knownHosts, names, key);
+        if (found.status === 'changed') throw hostKeyChangedError(found.name, knownHosts, found);
+        if (found.status === 'known') {
+          if (found.missing.length === 0) return;
+          await pinKnownHost(knownHosts, found.missing, key);
+          warn(`Warning: Permanently added '${found.missing.join(',')}' to the list of known hosts (${knownHosts}): the same key is pinned for '${found.pinnedAs}'.`);
+          return;
+        }
+        const question = { where, names, fingerprint: found.fingerprint };
+        if (newHostKey === 'refuse') {
+          throw new CliError(
+            `Host key verification failed: ${where} is not in ${knownHosts}, and its ED25519 key ${found.fingerprint} cannot be confirmed here (standard input is not a terminal); ` +
+              "check that fingerprint with the server's administrator (the server prints it when it starts), then connect from a terminal to confirm it, or run again with --accept-new to pin it without asking.",
+          );
+        }
+        if (newHostKey !== 'accept' && !(await newHostKey(question))) throw new CliError('Host key verification failed.');
+        await pinKnownHost(knownHosts, names, key);
+        warn(`Warning: Permanently added '${names.join(',')}' (ED25519 ${found.fingerprint}) to the list of known hosts (${knownHosts}).`);
       },
       { timeoutMs },
     );
   } catch (error) {
     if (error instanceof CliError) throw error;
     throw new CliError(`cannot open a secure session with ${where}: ${(error as Error).message}`);
+  }
+}
+
+/** Asks on the terminal about a first use, as ssh's StrictHostKeyChecking=ask does: yes, no, or the fingerprint typed. */
+export async function askOnTerminal({ where, names, fingerprint }: NewHostKey): Promise<boolean> {
+  const shown = names.length > 1 ? `${where} (${names.slice(1).join(', ')})` : where;
+  process.stderr.write(`The authenticity of host '${shown}' can't be established.\nED25519 key fingerprint is ${fingerprint}.\nThis key is not known by any other names.\n`);
+  let answer = await readTerminalLine('Are you sure you want to continue connecting (yes/no/[fingerprint])? ');
+  for (;;) {
+    answer = answer.trim();
+    if (answer === 'yes' || answer === fingerprint) return true;
+    if (answer === 'no') return false;
+    if (answer.startsWith('SHA256:')) {
+      process.stderr.write("The fingerprint typed is not this server's.\n");
+      return false;
+    }
+    answer = await readTerminalLine("Please type 'yes', 'no' or the fingerprint: ");
   }
 }
 
@@ -120,10 +181,15 @@ const command = defineCommand({
     port: { type: 'string', default: '5005', help: 'server port' },
     user: { type: 'string', help: 'user name (asked when omitted)' },
     'known-hosts': { type: 'string', metavar: 'FILE', default: '~/.ej05/known_hosts', help: 'pinned host keys' },
+    'accept-new': {
+      type: 'boolean',
+      help: "pin an unknown host key without asking (ssh's StrictHostKeyChecking=accept-new); a changed key is still refused. Without it an unknown key is asked about on a terminal and refused elsewhere",
+    },
     timeout: { type: 'string', metavar: 'SECONDS', default: '10', help: 'give up connecting after this long' },
   },
   epilog:
-    'From a pipe, standard input gives the user name (unless --user), the password, then one command per line.\n' +
+    'From a pipe, standard input gives the user name (unless --user), the password, then one command per line;\n' +
+    'an unknown host key is then refused unless --accept-new.\n' +
     'Exit status: the last command\'s; 1 when the session could not be opened or broke; 2 bad usage.',
 });
 
@@ -143,7 +209,8 @@ async function main(argv: string[]): Promise<number> {
     return line;
   };
 
-  const channel = await openSession(host, port, knownHosts, { timeoutMs, warn: (m) => process.stderr.write(`${m}\n`) });
+  const newHostKey: NewHostKeyPolicy = opts['accept-new'] ? 'accept' : interactive ? askOnTerminal : 'refuse';
+  const channel = await openSession(host, port, knownHosts, { timeoutMs, warn: (m) => process.stderr.write(`${m}\n`), newHostKey });
   // A bad frame from the server: tell it why before closing, as it tells us.
   channel.once('broken', (error) => channel.send(P.encodeMessage(P.DISCONNECT, error.message)));
   const inbox = new Inbox(channel);

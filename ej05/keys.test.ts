@@ -4,7 +4,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import nacl from 'tweetnacl';
 import { exitStatus } from './client.ts';
-import { addUser, checkKnownHost, checkUserName, loadOrCreateHostKey, LoginLimiter, verifyPassword } from './keys.ts';
+import { addUser, checkKnownHost, checkUserName, loadOrCreateHostKey, LoginLimiter, lookupKnownHost, pinKnownHost, verifyPassword } from './keys.ts';
 import { decodeMessage, encodeMessage, payloadJson, RUN } from './protocol.ts';
 import { isPersistentCd } from './server.ts';
 
@@ -100,4 +100,19 @@ t.test('LoginLimiter.begin() counts a login before it is checked; succeeded() ta
   first.succeeded();
   t.equal(limiter.failures('10.0.0.1'), 1, 'a success no longer counts');
   t.equal(limiter.begin('10.0.0.1').blockedMs, 0, 'so one more may start');
+});
+
+t.test('lookupKnownHost() matches a key under any of its names: a second name is no first use, another key under either is a change', async (t) => {
+  const file = path.join(await tempDir(t), 'known_hosts');
+  const key = nacl.sign.keyPair().publicKey;
+  t.equal((await lookupKnownHost(file, ['localhost:5005', '127.0.0.1:5005'], key)).status, 'unknown', 'nothing pinned: a first use');
+  await pinKnownHost(file, ['127.0.0.1:5005'], key);
+  t.match(await lookupKnownHost(file, ['localhost:5005', '127.0.0.1:5005'], key), { status: 'known', missing: ['localhost:5005'] }, 'known by its address: the name is only missing');
+  await pinKnownHost(file, ['localhost:5005'], key);
+  t.match(await lookupKnownHost(file, ['localhost:5005', '127.0.0.1:5005'], key), { status: 'known', missing: [] });
+  const other = nacl.sign.keyPair().publicKey;
+  t.match(await lookupKnownHost(file, ['localhost:5005', '127.0.0.2:5005'], other), { status: 'changed', name: 'localhost:5005', line: 2 }, 'the name on a new address with another key: changed');
+  t.match(await lookupKnownHost(file, ['otro:5005', '127.0.0.1:5005'], other), { status: 'changed', name: '127.0.0.1:5005' }, 'a new name for a pinned address with another key: changed');
+  await pinKnownHost(file, ['server:22', '10.0.0.1:22'], key);
+  t.match((await readFile(file, 'utf8')).trim().split('\n').at(-1), /^server:22,10\.0\.0\.1:22 ed25519 /, 'both names on one line, as ssh writes them');
 });

@@ -5,7 +5,9 @@
  *
  * ```
  * host key file     one line: base64 of the 64-byte Ed25519 secret key (mode 0600)
- * known-hosts file  one line per server: HOST:PORT ed25519 BASE64-PUBLIC-KEY
+ * known-hosts file  one line per key: NAMES ed25519 BASE64-PUBLIC-KEY, NAMES being the
+ *                   HOST:PORT the user typed and the ADDRESS:PORT it resolved to,
+ *                   comma-separated as in ssh's known_hosts (one when they are equal)
  * users file        one line per user:  NAME:scrypt:N:r:p:BASE64-SALT:BASE64-HASH (mode 0600)
  * ```
  *
@@ -70,6 +72,58 @@ export async function loadOrCreateHostKey(file: string): Promise<{ keyPair: nacl
   return { keyPair: nacl.sign.keyPair.fromSecretKey(secret), created: false };
 }
 
+/** What known-hosts says about a server's key, under all the names it was reached by. */
+export type HostLookup =
+  /** Pinned with this key under at least one name, under none with another; `missing`: names to add. */
+  | { status: 'known'; missing: string[]; pinnedAs: string }
+  /** Not pinned under any of its names: a first use. */
+  | { status: 'unknown'; fingerprint: string }
+  /** Pinned with another key under `name` (at `line`): refuse. */
+  | { status: 'changed'; name: string; fingerprint: string; line: number };
+
+async function readKnownHosts(file: string): Promise<string> {
+  return readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+}
+
+/**
+ * Looks `key` up in the known-hosts `file` under every name in `names`
+ * (HOST:PORT as typed, and ADDRESS:PORT as resolved): another key under any
+ * of them is a change, so that a second name for the same address (or an old
+ * name on a new address) is never a fresh first use.
+ */
+export async function lookupKnownHost(file: string, names: string[], key: Uint8Array): Promise<HostLookup> {
+  const wanted = [...new Set(names)];
+  const found = new Set<string>();
+  for (const [index, line] of (await readKnownHosts(file)).split('\n').entries()) {
+    const [patterns, type, encoded] = line.trim().split(/\s+/);
+    if (patterns === undefined || type !== 'ed25519' || encoded === undefined) continue;
+    const listed = patterns.split(',');
+    const name = wanted.find((n) => listed.includes(n));
+    if (name === undefined) continue;
+    let pinned: Uint8Array;
+    try {
+      pinned = util.decodeBase64(encoded);
+    } catch {
+      pinned = new Uint8Array(0);
+    }
+    if (!(pinned.length === key.length && nacl.verify(pinned, key))) return { status: 'changed', name, fingerprint: fingerprint(key), line: index + 1 };
+    for (const n of wanted) if (listed.includes(n)) found.add(n);
+  }
+  if (found.size === 0) return { status: 'unknown', fingerprint: fingerprint(key) };
+  return { status: 'known', missing: wanted.filter((n) => !found.has(n)), pinnedAs: [...found].join(',') };
+}
+
+/** Pins `key` for `names` in the known-hosts `file` (created mode 0600 in a folder of mode 0700). */
+export async function pinKnownHost(file: string, names: string[], key: Uint8Array): Promise<void> {
+  const text = await readKnownHosts(file);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const prefix = text === '' || text.endsWith('\n') ? '' : '\n';
+  await writeFile(file, `${prefix}${[...new Set(names)].join(',')} ed25519 ${util.encodeBase64(key)}\n`, { flag: 'a', mode: 0o600 });
+}
+
 /** What {@link checkKnownHost} found for a server. */
 export type HostCheck =
   | { status: 'known' }
@@ -77,30 +131,20 @@ export type HostCheck =
   | { status: 'changed'; fingerprint: string; line: number };
 
 /**
- * Trust on first use, as ssh's `accept-new`: an unknown `host` (HOST:PORT)
- * is pinned in `file` with `key`; a known one must present the same key.
+ * Trust on first use without asking, as ssh's `accept-new`: an unknown
+ * server (`host`, or all of its names) is pinned with `key`; a known one
+ * must present the same key under every name.
  */
-export async function checkKnownHost(file: string, host: string, key: Uint8Array): Promise<HostCheck> {
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return '';
-    throw error;
-  });
-  const lines = text.split('\n');
-  for (const [index, line] of lines.entries()) {
-    const [name, type, encoded] = line.trim().split(/\s+/);
-    if (name !== host || type !== 'ed25519' || encoded === undefined) continue;
-    let pinned: Uint8Array;
-    try {
-      pinned = util.decodeBase64(encoded);
-    } catch {
-      pinned = new Uint8Array(0);
-    }
-    return pinned.length === key.length && nacl.verify(pinned, key) ? { status: 'known' } : { status: 'changed', fingerprint: fingerprint(key), line: index + 1 };
+export async function checkKnownHost(file: string, host: string | string[], key: Uint8Array): Promise<HostCheck> {
+  const names = typeof host === 'string' ? [host] : host;
+  const found = await lookupKnownHost(file, names, key);
+  if (found.status === 'changed') return { status: 'changed', fingerprint: found.fingerprint, line: found.line };
+  if (found.status === 'known') {
+    if (found.missing.length > 0) await pinKnownHost(file, found.missing, key);
+    return { status: 'known' };
   }
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const prefix = text === '' || text.endsWith('\n') ? '' : '\n';
-  await writeFile(file, `${prefix}${host} ed25519 ${util.encodeBase64(key)}\n`, { flag: 'a', mode: 0o600 });
-  return { status: 'added', fingerprint: fingerprint(key) };
+  await pinKnownHost(file, names, key);
+  return { status: 'added', fingerprint: found.fingerprint };
 }
 
 /** The warning ssh prints for a changed host key, adapted; the session is refused. */
