@@ -65,7 +65,7 @@ t.test('a symlink swapped in after the check cannot make cat, get or the manifes
   await swapper(t, base, root, outside);
   let leaks = 0;
   let reads = 0;
-  await repeat(3000, 15_000, async () => {
+  await repeat(3000, 10_000, async () => {
     for (const cmd of ['cat', 'get']) {
       try {
         const out = new TextDecoder().decode((await runCommand(root, [cmd, 'd/secret'])).output);
@@ -76,7 +76,7 @@ t.test('a symlink swapped in after the check cannot make cat, get or the manifes
       }
     }
   });
-  await repeat(300, 10_000, async () => {
+  await repeat(300, 5_000, async () => {
     try {
       const entries = await manifest(root);
       // The outside secret's hash appearing under d/ would mean the walk followed the link.
@@ -93,12 +93,12 @@ t.test('a symlink swapped in after the check cannot make put, a replicated chang
   await swapper(t, base, root, outside);
   let wrote = 0;
   const ok = () => void wrote++;
-  await repeat(3000, 8_000, async () => {
+  await repeat(3000, 6_000, async () => {
     await putFile(root, 'd/secret', text('EVIL')).then(ok, () => {});
     await putFile(root, 'd/new-by-put', text('EVIL')).then(ok, () => {});
   });
-  await repeat(3000, 4_000, () => runCommand(root, ['mkdir', 'd/made']).then(ok, () => {}));
-  await repeat(3000, 4_000, () => applyChange(root, { action: AGREGAR_ARCHIVO, path: 'd/new-by-change', data: text('EVIL') }).then(ok, () => {}));
+  await repeat(3000, 3_000, () => runCommand(root, ['mkdir', 'd/made']).then(ok, () => {}));
+  await repeat(3000, 3_000, () => applyChange(root, { action: AGREGAR_ARCHIVO, path: 'd/new-by-change', data: text('EVIL') }).then(ok, () => {}));
   t.comment(`${wrote} writes succeeded inside the root`);
   t.equal(await readFile(path.join(outside, 'secret'), 'utf8'), 'SECRET', 'the file outside was not overwritten');
   t.same((await readdir(outside)).sort(), ['secret'], 'nothing was created outside');
@@ -117,7 +117,9 @@ t.test('put writes through a temporary file with a random name created O_EXCL, t
   t.teardown(() => watcher.close());
   await putFile(root, 'f', text('new contents'));
   await putFile(root, 'hard', text('EVIL'));
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The watcher's events arrive asynchronously: wait (bounded) until both temporaries have been seen.
+  const temporariesSeen = () => [...seen].filter((n) => n !== 'f' && n !== 'hard').length;
+  for (let waited = 0; temporariesSeen() < 2 && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
   const after = await stat(path.join(root, 'f'));
   t.equal(await readFile(path.join(root, 'f'), 'utf8'), 'new contents');
   t.not(after.ino, before.ino, 'the file was replaced by a new inode (a rename), not rewritten in place');
