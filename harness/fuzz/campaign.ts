@@ -82,22 +82,30 @@ export function caseRng(seed: number, target: string, index: number): Rng {
   return new Rng(hashSeed(seed, `${target}#${index}`));
 }
 
-/** The generated and fixed cases of `target` the options ask for, in order: fixed first. */
-export function casesFor(target: FuzzTarget, options: Pick<CampaignOptions, 'seed' | 'cases' | 'only' | 'fixedOnly'>): { fixed: Case[]; generated: Case[] } {
+type Selection = Pick<CampaignOptions, 'seed' | 'cases' | 'only' | 'fixedOnly'>;
+
+/** The indices of the generated cases of `target` the options ask for. */
+export function generatedIndices(target: FuzzTarget, options: Selection): number[] {
+  if (options.fixedOnly) return [];
+  if (options.only?.length && !options.only.includes(target.name)) {
+    return options.only.flatMap((id) => {
+      const m = new RegExp(`^${target.name}#(\\d+)$`).exec(id);
+      return m ? [Number(m[1])] : [];
+    });
+  }
+  return Array.from({ length: options.cases }, (_, i) => i);
+}
+
+/** The `index`th generated case of `target` for `seed`. */
+export function generatedCase(target: FuzzTarget, seed: number, index: number): Case {
+  return target.generate(caseRng(seed, target.name, index), index);
+}
+
+/** The fixed and generated cases of `target` the options ask for, in order: fixed first. (The campaign makes generated cases batch by batch: a case can hold a megabyte.) */
+export function casesFor(target: FuzzTarget, options: Selection): { fixed: Case[]; generated: Case[] } {
   const want = (id: string) => !options.only?.length || options.only.includes(id) || options.only.includes(target.name);
   const fixed = (target.fixed ?? []).filter((c) => want(c.id));
-  const generated: Case[] = [];
-  if (!options.fixedOnly) {
-    if (options.only?.length && !options.only.includes(target.name)) {
-      for (const id of options.only) {
-        const m = new RegExp(`^${target.name}#(\\d+)$`).exec(id);
-        if (m) generated.push(target.generate(caseRng(options.seed, target.name, Number(m[1])), Number(m[1])));
-      }
-    } else {
-      for (let i = 0; i < options.cases; i++) generated.push(target.generate(caseRng(options.seed, target.name, i), i));
-    }
-  }
-  return { fixed, generated };
+  return { fixed, generated: generatedIndices(target, options).map((i) => generatedCase(target, options.seed, i)) };
 }
 
 async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -142,7 +150,8 @@ interface Live {
 export async function runTarget(target: FuzzTarget, options: CampaignOptions): Promise<TargetReport> {
   const started = performance.now();
   const { log } = options;
-  const { fixed, generated } = casesFor(target, options);
+  const { fixed } = casesFor(target, { ...options, fixedOnly: true });
+  const indices = generatedIndices(target, options);
   const report: TargetReport = {
     target: target.name,
     title: target.title,
@@ -257,16 +266,18 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
     const baseKinds = await describeFds(live.pid);
     const fdBound = report.baseFds + options.fdSlack + (target.fdSlack ?? 0);
     const rssBound = report.baseRss + options.rssSlackBytes;
-    log(`${target.name}: pid ${live.pid} (${options.runtime}), open-file limit ${report.nofile ?? '?'}, ${report.baseFds} fds, ${(report.baseRss / MB).toFixed(0)} MB at start; ${fixed.length} fixed + ${generated.length} generated cases`);
+    log(`${target.name}: pid ${live.pid} (${options.runtime}), open-file limit ${report.nofile ?? '?'}, ${report.baseFds} fds, ${(report.baseRss / MB).toFixed(0)} MB at start; ${fixed.length} fixed + ${indices.length} generated cases`);
 
-    const batches: { label: string; cases: Case[] }[] = [
-      ...fixed.map((c) => ({ label: `fixed ${c.id}`, cases: [c] })),
+    const batches: { label: string; cases: () => Case[] }[] = [
+      ...fixed.map((c) => ({ label: `fixed ${c.id}`, cases: () => [c] })),
     ];
-    for (let i = 0; i < generated.length; i += options.batchSize) {
-      batches.push({ label: `batch ${batches.length - fixed.length + 1}/${Math.ceil(generated.length / options.batchSize)}`, cases: generated.slice(i, i + options.batchSize) });
+    for (let i = 0; i < indices.length; i += options.batchSize) {
+      const slice = indices.slice(i, i + options.batchSize);
+      batches.push({ label: `batch ${batches.length - fixed.length + 1}/${Math.ceil(indices.length / options.batchSize)}`, cases: () => slice.map((n) => generatedCase(target, options.seed, n)) });
     }
 
-    for (const batch of batches) {
+    for (const { label, cases: make } of batches) {
+      const batch = { label, cases: make() };
       const t0 = performance.now();
       const found: Finding[] = [];
       const note = (what: Finding['what'], message: string) =>

@@ -103,10 +103,27 @@ interface ProxyState {
  * authority in a case must be the local origin, or the case is made again.
  */
 export function namesOnlyOrigin(bytes: Uint8Array, origin: string): boolean {
-  const text = Buffer.from(bytes).toString('latin1');
-  const re = /(?:[a-z][a-z0-9+.-]*:\/\/|connect[ \t]+|host[ \t]*:[ \t]*)([^\s/?#]*)/gi;
-  for (const m of text.matchAll(re)) if (m[1] !== origin) return false;
-  // An origin-form request line could also be taken as a target: only "/" paths and "*".
+  // A linear scan (a regular expression backtracks quadratically over a megabyte of letters).
+  const text = Buffer.from(bytes).toString('latin1').toLowerCase();
+  const want = origin.toLowerCase();
+  const authorityAt = (at: number): string => {
+    let end = at;
+    while (end < text.length && !' \t\r\n\f\v/?#'.includes(text[end] as string)) end++;
+    return text.slice(at, end);
+  };
+  const skipBlanks = (at: number): number => {
+    while (text[at] === ' ' || text[at] === '\t') at++;
+    return at;
+  };
+  for (let at = text.indexOf('://'); at >= 0; at = text.indexOf('://', at + 3)) if (authorityAt(at + 3) !== want) return false;
+  for (let at = text.indexOf('connect'); at >= 0; at = text.indexOf('connect', at + 7)) {
+    const next = skipBlanks(at + 7);
+    if (next > at + 7 && authorityAt(next) !== want) return false;
+  }
+  for (let at = text.indexOf('host'); at >= 0; at = text.indexOf('host', at + 4)) {
+    const colon = skipBlanks(at + 4);
+    if (text[colon] === ':' && authorityAt(skipBlanks(colon + 1)) !== want) return false;
+  }
   return true;
 }
 
