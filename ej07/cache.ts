@@ -415,6 +415,11 @@ export class CacheStore {
     await this.#writing.get(key);
   }
 
+  /** Resolves once every write begun so far, for any key, has ended (before the folder is removed, say). */
+  async settledAll(): Promise<void> {
+    await Promise.all(this.#writing.values());
+  }
+
   async #put(meta: Omit<EntryMeta, 'bodyLength' | 'bodySha256'>, body: Uint8Array, usedAt: number): Promise<boolean> {
     if (body.length > this.maxObjectBytes || setsCookie(meta.headers)) return false;
     const full: EntryMeta = { ...meta, bodyLength: body.length, bodySha256: sha256(body) };

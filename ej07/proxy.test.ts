@@ -78,6 +78,7 @@ async function startProxy(t: Test, timeoutMs = 30_000, connectPorts = new Set([4
   await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
   t.teardown(async () => {
     await proxy.close(100);
+    await store.settledAll(); // a response stored in the background must not race the folder's removal
     await rm(dir, { recursive: true, force: true });
   });
   return { port: (proxy.server.address() as net.AddressInfo).port, lines, store };
