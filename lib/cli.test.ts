@@ -147,6 +147,24 @@ t.test('parsePort accepts plain digits 0-65535 only', async (t) => {
   t.match(usageError(() => parsePort('x', 'listen-port')).message, /^argument --listen-port: /, 'names the option it read');
 });
 
+t.test('parsePort with { zero: false } refuses port 0 in one sentence, as a client must', async (t) => {
+  t.equal(parsePort('7007', 'port', { zero: false }), 7007);
+  const error = usageError(() => parsePort('0', 'port', { zero: false }));
+  t.match(error.message, /^argument --port: port 0 /, 'names the option and the value');
+  t.match(error.message, /1-65535/, 'says what a client needs');
+  t.equal(parsePort('0'), 0, 'a server still takes port 0 (any free port)');
+});
+
+t.test('parse reads a negative number as the value of an option that takes one', async (t) => {
+  const values = client.parse(['--data', '-1000', '--timeout', '-1', '-H', '-5']);
+  t.same(values, { _: [], data: '-1000', timeout: '-1', verbose: false, header: ['-5'] }, '--opt -N and -o -N');
+  t.same(client.parse(['--data=-1000', '--timeout=-0.5']), { _: [], data: '-1000', timeout: '-0.5', verbose: false, header: [] }, '--opt=-N still works');
+  t.same(client.parse(['--data', '-.5']), { _: [], data: '-.5', timeout: '5', verbose: false, header: [] }, 'a leading dot');
+  t.equal(usageError(() => client.parse(['--data', '-v'])).message, 'argument --data: expected one argument', 'a flag is still not a value');
+  t.equal(usageError(() => client.parse(['--data', 'x', '-1'])).message, 'unrecognized arguments: -1', 'a negative number after a switch is not swallowed');
+  t.same(cat.parse(['a', '--', '--data', '-1']), { _: ['a', '--data', '-1'] }, 'nothing is joined after --');
+});
+
 t.test('parsePositive accepts positive decimals, or integers when asked', async (t) => {
   t.equal(parsePositive('5', 'timeout'), 5);
   t.equal(parsePositive('0.5', 'timeout'), 0.5);

@@ -155,7 +155,7 @@ function parse<O extends Record<string, OptionSpec>>(
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: joinNegativeValues(spec.options, argv), options, strict: true, allowPositionals: true });
   } catch (error) {
     throw new UsageError(describeParseError(error));
   }
@@ -184,6 +184,41 @@ function parse<O extends Record<string, OptionSpec>>(
     throw new UsageError(`unrecognized arguments: ${positionals.slice(declared.length).join(' ')}`);
   }
   return result as Values<O>;
+}
+
+/** A negative number (`-1000`, `-0.5`, `-.5`), which parseArgs would take for a flag. */
+const NEGATIVE_NUMBER = /^-(\d+\.?\d*|\.\d+)$/;
+
+/**
+ * Rewrites `--opt -1000` and `-o -1000` as `--opt=-1000` for the options
+ * that take a value, so that a negative number reaches the option's own
+ * check (`--skew -1000` is a skew; `--timeout -1` gets "expected a positive
+ * number") instead of parseArgs' "argument missing". Nothing after `--`.
+ */
+function joinNegativeValues(declared: Record<string, OptionSpec>, argv: readonly string[]): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, option] of Object.entries(declared)) {
+    if (option.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (option.short !== undefined) takesValue.set(`-${option.short}`, name);
+  }
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      args.push(...argv.slice(i));
+      break;
+    }
+    const name = takesValue.get(arg);
+    const next = argv[i + 1];
+    if (name !== undefined && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      args.push(`--${name}=${next}`);
+      i++;
+    } else {
+      args.push(arg);
+    }
+  }
+  return args;
 }
 
 /** Turns parseArgs' messages (which differ between Node and Deno) into argparse's plain words. */
@@ -246,12 +281,18 @@ function helpText(spec: CommandSpec<Record<string, OptionSpec>>): string {
 /**
  * Reads a port number from an option's text: an integer 0–65535 written in
  * plain digits (`Number('1e3')` and `parseInt('80abc')` would both lie).
+ * Port 0 means "any free port" to a server; a client, which must name the
+ * server's real port, passes `{ zero: false }` to refuse it in words.
  */
-export function parsePort(text: string, option = 'port'): number {
+export function parsePort(text: string, option = 'port', { zero = true }: { zero?: boolean } = {}): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
-    throw new UsageError(`argument --${option}: expected a port number 0-65535, got '${text}'`);
+    throw new UsageError(`argument --${option}: expected a port number ${zero ? 0 : 1}-65535, got '${text}'`);
   }
-  return Number(text);
+  const port = Number(text);
+  if (port === 0 && !zero) {
+    throw new UsageError(`argument --${option}: port 0 cannot be connected to (it means "any free port" to a server); give the server's port, 1-65535`);
+  }
+  return port;
 }
 
 /** Reads a positive number (seconds, counts) from an option's text. */
