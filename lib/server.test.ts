@@ -1,8 +1,9 @@
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { CliError } from './main.ts';
-import { bindUdp, closeGracefully, closeKeepAlive, listenTcp, MAX_UDP_PAYLOAD, READY_LINE, readyLine, trackConnections, udpType } from './server.ts';
+import { bindUdp, closeGracefully, closeKeepAlive, listenTcp, MAX_UDP_PAYLOAD, READY_LINE, readyLine, SIGNAL_ECHO_MS, trackConnections, udpType } from './server.ts';
 import { Child, tsx } from './fixtures/spawn.ts';
 
 const v4 = (port: number): AddressInfo => ({ address: '127.0.0.1', family: 'IPv4', port });
@@ -223,10 +224,38 @@ t.test('onShutdown: a second signal exits 130 at once', async (t) => {
   const [child] = await startShutdownServer(t, 'hang', '600000');
   child.signal('SIGTERM');
   await child.waitFor(/shutting down/, 30_000, 'stderr');
+  // A second signal within SIGNAL_ECHO_MS is taken as the echo of the first.
+  await new Promise((resolve) => setTimeout(resolve, SIGNAL_ECHO_MS + 300));
   child.signal('SIGINT');
   const { code, stderr } = await child.exited;
   t.equal(code, 130);
   t.match(stderr, /SIGINT again: exiting now/);
+});
+
+t.test('onShutdown: two SIGINTs 30 ms apart are one Ctrl-C, and the grace period is kept', async (t) => {
+  const [child] = await startShutdownServer(t, 'hang', '1500');
+  // The script's own process (tsx runs it in a child node), as a terminal's
+  // process-group signal and tsx's relayed copy both reach it.
+  const script = Number(readFileSync(`/proc/${child.process.pid}/task/${child.process.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+  t.ok(script > 0, 'found the script process');
+  const started = Date.now();
+  process.kill(script, 'SIGINT');
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  process.kill(script, 'SIGINT');
+  const { code, stderr } = await child.exited;
+  t.equal(code, 130, 'it exits when the grace period is over');
+  t.notMatch(stderr, /again: exiting now/, 'the second SIGINT was not taken as a second Ctrl-C');
+  t.match(stderr, /grace period over/, 'the grace period ran out, as with one Ctrl-C');
+  t.ok(Date.now() - started >= 1400, 'it waited the grace period');
+});
+
+t.test('onShutdown: one SIGINT to the process group (a terminal\'s Ctrl-C under tsx) is one Ctrl-C', async (t) => {
+  const [child] = await startShutdownServer(t, 'hang', '1500');
+  process.kill(-(child.process.pid as number), 'SIGINT');
+  const { code, stderr } = await child.exited;
+  t.equal(code, 130);
+  t.notMatch(stderr, /again: exiting now/, 'tsx relaying the signal the child also got is not a second Ctrl-C');
+  t.match(stderr, /grace period over/);
 });
 
 t.test('closeKeepAlive() ends idle connections at once and busy ones after the grace period', async (t) => {

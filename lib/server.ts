@@ -25,6 +25,14 @@ export function readyLine(address: AddressInfo | string | null, protocol: 'tcp' 
   return `listening on ${formatAddress(address.address, address.port)} (${protocol})`;
 }
 
+/**
+ * A second SIGINT or SIGTERM this soon after the first is taken as the same
+ * Ctrl-C, not as a second one: under `tsx` the terminal's Ctrl-C reaches the
+ * script twice, once from the terminal (the whole process group gets it) and
+ * once relayed by the tsx launcher a few milliseconds later.
+ */
+export const SIGNAL_ECHO_MS = 200;
+
 /** Options of {@link onShutdown}. */
 export interface ShutdownOptions {
   /** How long `stop` may take before the process exits anyway. */
@@ -37,16 +45,22 @@ export interface ShutdownOptions {
  * Calls `stop` on the first SIGINT or SIGTERM, then lets the process end by
  * itself once its sockets are closed (exit code 0). A second signal, or a
  * `stop` that outlasts `graceMs`, exits at once with 130 — the only place a
- * server calls `process.exit()`. Returns a function that removes the handlers.
+ * server calls `process.exit()`. A second signal within {@link SIGNAL_ECHO_MS}
+ * of the first is the same Ctrl-C and is ignored. Returns a function that
+ * removes the handlers.
  */
 export function onShutdown(stop: () => Promise<void> | void, { graceMs = 3000, log }: ShutdownOptions = {}): () => void {
   let stopping = false;
+  let firstAt = 0;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
+      // The same Ctrl-C delivered twice (terminal and tsx launcher), not a second one.
+      if (performance.now() - firstAt < SIGNAL_ECHO_MS) return;
       log?.(`${signal} again: exiting now`);
       process.exit(130);
     }
     stopping = true;
+    firstAt = performance.now();
     log?.(`${signal}: shutting down (${graceMs} ms grace)`);
     // unref: it must not keep a process alive that has finished closing, yet it
     // still fires while a stubborn socket keeps the event loop running.
