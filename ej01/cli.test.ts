@@ -37,6 +37,7 @@ for (const [name, { assignment, usage }] of Object.entries(scripts)) {
     t.match(stdout, /--host HOST +.*\(default: 127\.0\.0\.1\)/);
     t.match(stdout, /--port PORT +.*\(default: 7007\)/);
     if (isClient) t.match(stdout, /--data DATA +.*\(required\)/);
+    t.match(stdout, /^Exit status: 0 /m, 'the exit statuses, as every script says them');
   });
 
   t.test(`${name} refuses an unknown flag with the usage on stderr and exit 2`, async (t) => {
@@ -51,9 +52,26 @@ for (const [name, { assignment, usage }] of Object.entries(scripts)) {
     const { code, stdout, stderr } = await run(tsx(file, ...args));
     t.equal(code, 2);
     t.equal(stdout, '');
-    t.equal(stderr, `${usage}\n${name}: error: argument --port: expected a port number 0-65535, got '65536'\n`);
+    const range = isClient ? '1-65535' : '0-65535';
+    t.equal(stderr, `${usage}\n${name}: error: argument --port: expected a port number ${range}, got '65536'\n`);
   });
+
+  if (isClient) {
+    t.test(`${name} refuses port 0 in one sentence and exits 2 (no stack trace)`, async (t) => {
+      const { code, stdout, stderr } = await run(tsx(file, '--data', 'x', '--port', '0'));
+      t.equal(code, 2);
+      t.equal(stdout, '');
+      t.match(stderr, new RegExp(`^${name.replace('.', '\\.')}: error: argument --port: port 0 cannot be connected to`, 'm'));
+      t.notMatch(stderr, /\n\s+at /, 'no stack trace');
+    });
+  }
 }
+
+t.test('a negative --timeout is read as a value and refused in words, not as a missing argument', async (t) => {
+  const { code, stderr } = await run(tsx('ej01/udp-client.ts', '--data', 'x', '--timeout', '-1'));
+  t.equal(code, 2);
+  t.match(stderr, /^udp-client\.ts: error: argument --timeout: expected a positive number, got '-1'$/m);
+});
 
 t.test('tcp-client.ts and udp-client.ts require --data', async (t) => {
   for (const name of ['tcp-client.ts', 'udp-client.ts'] as const) {

@@ -91,7 +91,7 @@ const command = defineCommand({
 async function main(argv: string[]): Promise<number> {
   const opts = command.parseOrExit(argv);
   const host = parseHost(opts.host);
-  const port = parsePort(opts.port);
+  const port = parsePort(opts.port, 'port', { zero: false });
   const timeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
   const raw = opts.data === '-';
   const data = raw ? await readStdin() : new TextEncoder().encode(opts.data);

@@ -100,7 +100,8 @@ const command = defineCommand({
     'idle-timeout': { type: 'string', default: '300', metavar: 'SECONDS', help: 'close a connection silent this long' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log connections on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: `Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.`,
 });
 
 async function main(argv: string[]): Promise<void> {

@@ -51,7 +51,8 @@ const command = defineCommand({
     port: { type: 'string', default: '7007', help: 'port to listen on; 0 picks a free one' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log datagrams on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (udp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: `Prints "listening on HOST:PORT (udp)" on stdout when ready. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot bind, 2 bad usage, 130 a second Ctrl-C.`,
 });
 
 async function main(argv: string[]): Promise<void> {

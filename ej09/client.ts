@@ -56,7 +56,7 @@ const command = defineCommand({
 async function main(argv: string[]): Promise<number> {
   const opts = command.parseOrExit(argv);
   const host = parseHost(opts.host);
-  const port = parsePort(opts.port);
+  const port = parsePort(opts.port, 'port', { zero: false });
   const name = opts.name ?? (process.env.USER && NAME.test(process.env.USER) ? process.env.USER : 'anon');
   if (!NAME.test(name)) throw new UsageError(`argument --name: expected 1 to 32 letters, digits, _ . or -, got '${name}'`);
   const where = formatAddress(host, port);
@@ -153,10 +153,13 @@ async function main(argv: string[]): Promise<number> {
       failed ??= describeConnectError(error, where);
     });
     socket.on('close', () => {
+      // Before rl.close(): closing the keyboard leaves (quit()), which would
+      // make a server that went away look like the user's own /quit.
+      const left = quitting;
       rl.close();
       if (interactive) process.stdout.write('\n');
       if (failed) reject(failed);
-      else if (quitting) resolve(0);
+      else if (left) resolve(0);
       else reject(new CliError(`connection to ${where} closed by the server`));
       process.stdin.destroy();
     });

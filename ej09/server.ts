@@ -175,7 +175,8 @@ const command = defineCommand({
     'max-line': { type: 'string', metavar: 'BYTES', default: String(MAX_LINE), help: 'longest line accepted; a longer one cuts the client off' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: `Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.`,
 });
 
 async function main(argv: string[]): Promise<void> {

@@ -94,7 +94,8 @@ const command = defineCommand({
     skew: { type: 'string', default: '0', metavar: 'MS', help: 'serve a clock this many milliseconds ahead (negative: behind; write --skew=-1000)' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log requests on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (udp)" on stdout when ready. Ctrl-C stops it. The system clock is never changed.',
+  epilog: `Prints "listening on HOST:PORT (udp)" on stdout when ready. Ctrl-C stops it. The system clock is never changed.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot bind, 2 bad usage, 130 a second Ctrl-C.`,
 });
 
 async function main(argv: string[]): Promise<void> {
