@@ -8,6 +8,13 @@
  * and the client reads the user name, the password and the commands from
  * stdin, one per line, as from a script.
  *
+ * A client that refuses an unknown host key outside a terminal (as this
+ * project's does, ssh's StrictHostKeyChecking=ask) is given `--accept-new`
+ * for the scripted sessions, when its `-h` names that flag; a client that
+ * does not have it (a submission that pins silently) is started as before.
+ * In the terminal requirement, a host-key question is answered "yes" after
+ * checking that it shows the server's fingerprint.
+ *
  * Attacks come from the harness's own relay (tamper-relay.ts), which knows
  * the u32 length framing and nothing else.
  *
@@ -58,9 +65,22 @@ function startServer(ctx: Context, files: Files, extra: string[] = []): Promise<
   return ctx.server('server', 'tcp', ['--host-key', files.hostKey, '--users', files.users, '--workdir', files.work, '--log', files.log, '--fail-delay', '0.2', ...extra]);
 }
 
+// Per target manifest: whether its client's help names --accept-new.
+const acceptNew = new Map<string, Promise<boolean>>();
+
+/** `['--accept-new']` when the target's client has that flag (its -h says so), else nothing. */
+async function acceptNewArgs(ctx: Context): Promise<string[]> {
+  let known = acceptNew.get(ctx.target.file);
+  if (!known) {
+    known = ctx.client('client', ['-h']).then((run) => /--accept-new\b/.test(run.stdout + run.stderr), () => false);
+    acceptNew.set(ctx.target.file, known);
+  }
+  return (await known) ? ['--accept-new'] : [];
+}
+
 /** Runs the client against `port` with stdin lines: user, password, then the commands. */
-function session(ctx: Context, files: Files, port: number, lines: string[], { user = USER, password = PASSWORD, timeoutMs = 20_000 } = {}): Promise<ClientRun> {
-  return ctx.client('client', ['--host', ctx.host, '--port', String(port), '--known-hosts', files.knownHosts], {
+async function session(ctx: Context, files: Files, port: number, lines: string[], { user = USER, password = PASSWORD, timeoutMs = 20_000 } = {}): Promise<ClientRun> {
+  return ctx.client('client', ['--host', ctx.host, '--port', String(port), '--known-hosts', files.knownHosts, ...(await acceptNewArgs(ctx))], {
     input: [user, password, ...lines].map((l) => `${l}\n`).join(''),
     timeoutMs,
   });
@@ -313,7 +333,14 @@ export default defineScenario('ej05', 'Remote shell with ssh-like security', [
       const server = await startServer(ctx, files);
       const tmux = await TmuxSession.start(ctx, [...ctx.command('client'), '--host', ctx.host, '--port', String(server.port), '--known-hosts', files.knownHosts]);
       try {
-        await tmux.waitFor(/user/i, 20_000);
+        const first = await tmux.waitFor(/user|continue connecting/i, 20_000);
+        if (/continue connecting/i.test(first) && !/user/i.test(first)) {
+          // A first use asked about, as ssh asks: it must show the key's fingerprint.
+          const fingerprint = /ED25519 (SHA256:\S+)/.exec(server.proc.stderr)?.[1];
+          if (fingerprint) ctx.t.ok(first.includes(fingerprint), `the host-key question shows the server's fingerprint ${fingerprint}`);
+          await tmux.line('yes');
+          await tmux.waitFor(/user/i, 20_000);
+        }
         await tmux.line(USER);
         await tmux.waitFor(/password/i);
         await tmux.line(PASSWORD);
