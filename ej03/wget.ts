@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, readFileSync, renameSync, statSync, type WriteStream } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -185,6 +185,8 @@ export interface WgetOptions {
   progress?: { write(text: string): void; columns: number };
   /** Where `-O -` writes. */
   stdout?: NodeJS.WritableStream;
+  /** wget's `-c`: resume `NAME.part` with a Range request. */
+  continue?: boolean;
 }
 
 /** What {@link wget} did. */
@@ -209,10 +211,22 @@ export async function wget(options: WgetOptions): Promise<WgetResult> {
   const { maxRedirect = 20, say = () => {} } = options;
   const visited = new Set<string>();
   let url = options.url;
+  // Chosen, and checked, before anything is fetched: a bad -O is told at once.
+  const name = options.output ?? (options.continue ? localFileName(options.url) : unusedName(localFileName(options.url)));
+  if (name !== '-') checkWritable(name);
+  const part = `${name}.part`;
+  let offset = 0;
+  if (options.continue && name !== '-') {
+    try {
+      offset = statSync(part).size;
+    } catch {
+      offset = 0;
+    }
+  }
   for (let redirects = 0; ; redirects++) {
     visited.add(url.href);
     say(`--${timestamp()}--  ${url.href}`);
-    const conversation = await open(url, options);
+    const conversation = await open(url, options, offset > 0 ? { Range: `bytes=${offset}-` } : {});
     try {
       const head = await conversation.head();
       say(`HTTP request sent, awaiting response... ${head.status} ${head.reason}`);
@@ -235,13 +249,22 @@ export async function wget(options: WgetOptions): Promise<WgetResult> {
         url = next;
         continue;
       }
+      if (head.status === 416 && offset > 0) {
+        // The part is already whole (wget: "The file is already fully retrieved").
+        renameSync(part, name);
+        say(`The file is already fully retrieved; '${name}' saved`);
+        return { url, status: head.status, savedTo: name, bytes: 0, redirects };
+      }
       if (head.status >= 400) throw new WgetError(`${timestamp()} ERROR ${head.status}: ${head.reason || 'error'}.`, EXIT.server);
       const total = head.framing.kind === 'length' ? head.framing.length : undefined;
       const type = head.headers.get('content-type');
       say(`Length: ${total === undefined ? 'unspecified' : `${total} (${formatSize(total)})`}${type ? ` [${type}]` : ''}`);
-      const name = options.output ?? unusedName(localFileName(options.url));
+      // 206 continues the part; anything else (a server that ignores Range) starts again.
+      const append = offset > 0 && head.status === 206;
+      if (offset > 0) say(append ? `Resuming '${part}' at byte ${offset}` : `The server ignored the Range request: starting '${part}' again`);
       say(`Saving to: ${name === '-' ? 'STDOUT' : `'${name}'`}`);
-      const bytes = await conversation.saveBody(name, options, total);
+      const bytes = await conversation.saveBody(name === '-' ? '-' : part, options, total, append);
+      if (name !== '-') renameSync(part, name);
       say(`${timestamp()} (${formatSize(Math.round(bytes / Math.max(0.001, conversation.seconds())))}B/s) - ${name === '-' ? 'written to stdout' : `'${name}' saved`} [${bytes}${total === undefined ? '' : `/${total}`}]`);
       return { url, status: head.status, savedTo: name, bytes, redirects };
     } finally {
@@ -254,8 +277,46 @@ function timestamp(): string {
   return new Date().toISOString().replace('T', ' ').slice(0, 19);
 }
 
+/**
+ * Checks, before anything is fetched, that `name` can be written: its folder
+ * exists and is writable, and it is not itself a folder. A {@link WgetError}
+ * (exit 3) naming the path otherwise.
+ */
+export function checkWritable(name: string): void {
+  const folder = path.dirname(path.resolve(name));
+  let isFolder = false;
+  try {
+    isFolder = statSync(folder).isDirectory();
+  } catch {
+    isFolder = false;
+  }
+  if (!isFolder) throw new WgetError(`cannot write ${name}: the folder ${folder} does not exist (create it, or choose another -O)`, EXIT.io);
+  try {
+    accessSync(folder, fsConstants.W_OK);
+  } catch {
+    throw new WgetError(`cannot write ${name}: no permission to write in the folder ${folder} (choose another -O)`, EXIT.io);
+  }
+  try {
+    if (statSync(name).isDirectory()) throw new WgetError(`cannot write ${name}: it is a folder (give a file name with -O)`, EXIT.io);
+  } catch (error) {
+    if (error instanceof WgetError) throw error;
+  }
+}
+
+/** A file-system error in words: what went wrong with `name`. */
+function describeFileError(error: NodeJS.ErrnoException, name: string): string {
+  const why: Record<string, string> = {
+    ENOENT: 'its folder does not exist',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOSPC: 'the disk is full',
+    EROFS: 'the file system is read-only',
+  };
+  return `cannot write ${name}: ${why[error.code ?? ''] ?? error.message}`;
+}
+
 /** Connects (through the proxy, with TLS for https), sends the GET, and returns the conversation. */
-async function open(url: URL, options: WgetOptions): Promise<Conversation> {
+async function open(url: URL, options: WgetOptions, extraHeaders: Record<string, string> = {}): Promise<Conversation> {
   const { proxy, timeoutMs = 30_000, say = () => {} } = options;
   const host = unbracket(url.hostname);
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
@@ -277,7 +338,7 @@ async function open(url: URL, options: WgetOptions): Promise<Conversation> {
       }
       socket = tunnel.detach();
     }
-    socket = await startTls(socket, host, options);
+    socket = await startTls(socket, host, port, options);
   }
   const conversation = new Conversation(socket, url, 'GET', options, via);
   const target = proxy && url.protocol === 'http:' ? `${url.origin}${url.pathname}${url.search}` : `${url.pathname}${url.search}`;
@@ -285,7 +346,7 @@ async function open(url: URL, options: WgetOptions): Promise<Conversation> {
     serializeRequestHead({
       method: 'GET',
       target,
-      headers: { Host: url.host, 'User-Agent': USER_AGENT, Accept: '*/*', 'Accept-Encoding': 'identity', Connection: 'close' },
+      headers: { Host: url.host, 'User-Agent': USER_AGENT, Accept: '*/*', 'Accept-Encoding': 'identity', ...extraHeaders, Connection: 'close' },
     }),
   );
   return conversation;
@@ -299,7 +360,8 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.
   });
 }
 
-function startTls(socket: Duplex, host: string, { checkCertificate = true, ca, timeoutMs = 30_000, say = () => {} }: WgetOptions): Promise<tls.TLSSocket> {
+function startTls(socket: Duplex, host: string, port: number, { checkCertificate = true, ca, timeoutMs = 30_000, say = () => {} }: WgetOptions): Promise<tls.TLSSocket> {
+  const where = formatAddress(host, port);
   return new Promise((resolve, reject) => {
     const secure = tls.connect({
       socket,
@@ -323,6 +385,11 @@ function startTls(socket: Duplex, host: string, { checkCertificate = true, ca, t
     const onError = (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       secure.destroy();
+      // A plain-HTTP server answers the ClientHello with text, which OpenSSL reads as a bad record.
+      if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|RECORD_LAYER/i.test(`${error.code ?? ''} ${error.message}`)) {
+        reject(new WgetError(`${where} does not speak TLS (a plain-HTTP port? try http:// instead of https://)`, EXIT.tls));
+        return;
+      }
       reject(new WgetError(`cannot verify ${host}'s certificate or establish TLS: ${error.code ? `${error.code}: ` : ''}${error.message}${checkCertificate ? ' (--ca-certificate FILE to trust it, --no-check-certificate to skip the check)' : ''}`, EXIT.tls));
     };
     secure.once('error', onError);
@@ -423,14 +490,14 @@ class Conversation {
   }
 
   /** Writes the body to `name` (or stdout for `-`), returning its length; trailers go to the log. */
-  async saveBody(name: string, options: WgetOptions, total: number | undefined): Promise<number> {
+  async saveBody(name: string, options: WgetOptions, total: number | undefined, append = false): Promise<number> {
     let sink: WriteStream | NodeJS.WritableStream;
     if (name === '-') sink = options.stdout ?? process.stdout;
     else {
-      const file = createWriteStream(name, { flags: options.output === undefined ? 'wx' : 'w' });
+      const file = createWriteStream(name, { flags: append ? 'a' : 'w' });
       await new Promise<void>((resolve, reject) => {
         file.once('open', () => resolve());
-        file.once('error', (error: NodeJS.ErrnoException) => reject(new WgetError(`cannot write ${name}: ${error.code ?? error.message}`, EXIT.io)));
+        file.once('error', (error: NodeJS.ErrnoException) => reject(new WgetError(describeFileError(error, name), EXIT.io)));
       });
       sink = file;
     }
@@ -444,8 +511,8 @@ class Conversation {
       lastDraw = now;
       progress.write(`\r${progressLine(received, total, now - this.#started, progress.columns)}\x1b[K`);
     };
-    let sinkError: Error | undefined;
-    sink.on('error', (error: Error) => (sinkError = error));
+    let sinkError: NodeJS.ErrnoException | undefined;
+    sink.on('error', (error: NodeJS.ErrnoException) => (sinkError = error));
     try {
       for (;;) {
         let event: HttpEvent<ResponseHead>;
@@ -457,7 +524,7 @@ class Conversation {
           }
           throw error;
         }
-        if (sinkError) throw new WgetError(`cannot write ${name}: ${sinkError.message}`, EXIT.io);
+        if (sinkError) throw new WgetError(describeFileError(sinkError, name), EXIT.io);
         if (event.type === 'data') {
           received += event.data.length;
           if (!sink.write(event.data)) await new Promise((resolve) => sink.once('drain', resolve));
@@ -521,6 +588,7 @@ const command = defineCommand({
     'ca-certificate': { type: 'string', metavar: 'FILE', help: 'trust the certificates in FILE (PEM)' },
     timeout: { type: 'string', metavar: 'SECONDS', default: '30', help: 'give up connecting, or waiting for data, after this long' },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
+    continue: { type: 'boolean', short: 'c', help: 'resume FILE.part left by an interrupted download (a Range request)' },
   },
   epilog: `Exit status, as wget's: 0 ok, 1 generic error, 2 bad option or URL, 3 file I/O error,
 4 network failure, 5 TLS failure, 7 malformed response, 8 server error response.`,
@@ -555,6 +623,7 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs,
     say,
     ...(progress ? { progress } : {}),
+    continue: opts.continue,
   });
   return EXIT.ok;
 }
