@@ -516,10 +516,11 @@ const command = defineCommand({
     config: { type: 'string', metavar: 'FILE', help: 'nodes, one [nodoX] section with host = and port = each (default: ./config.ini, else ej13/config.ini)' },
     messages: { type: 'string', metavar: 'FILE', help: 'messages to send, one "DESTINATION<TAB>TEXT" per line (default: ./nodoID.txt, else ej13/nodoID.txt, else none)' },
     wait: { type: 'string', metavar: 'SECONDS', default: '60', help: 'how long to keep trying to reach the successor' },
-    quiet: { type: 'boolean', help: 'no event lines on stderr' },
+    quiet: { type: 'boolean', short: 'q', help: 'no event lines on stderr' },
   },
   epilog: `Prints "listening on HOST:PORT (tcp)", then "from ID: TEXT" for each message received, on stdout;
-events on stderr. Exit 0 after node 0's finalisation frame, 1 if the ring breaks, 2 for bad input.
+events on stderr.
+Exit status: 0 after node 0's finalisation frame, 1 if the ring breaks (or it cannot listen), 2 bad usage or input.
 Example (the assignment's ring of 4): node.ts --id 0 --id_dst 1; node.ts --id 1 --id_dst 2; …; node.ts --id 3 --id_dst 0`,
 });
 
