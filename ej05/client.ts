@@ -145,7 +145,9 @@ export async function openSession(host: string, port: number, knownHosts: string
     );
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`cannot open a secure session with ${where}: ${(error as Error).message}`);
+    // A server over its --max-startups caps closes before its hello, as sshd does.
+    const hint = /closed before the ServerHello/.test((error as Error).message) ? ' (is it an ej05 server? it may also be refusing connections: too many not yet logged in)' : '';
+    throw new CliError(`cannot open a secure session with ${where}: ${(error as Error).message}${hint}`);
   }
 }
 
