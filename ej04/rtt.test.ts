@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeProbe, encodeProbe, formatBlock, measureTcp, measureTcpEcho, measureUdp, probeCount, type HostResult } from './rtt.ts';
 import { summarize } from './stats.ts';
+import { Child, tsx } from '../lib/fixtures/spawn.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TSX = path.join(HERE, '..', 'node_modules', '.bin', 'tsx');
@@ -133,4 +134,76 @@ t.test('rtt.ts refuses to run with neither --udp nor --tcp, and --plot writes an
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /^UDP\n\*\*\*\*\*\nEstadísticas IP: 127\.0\.0\.1:\d+\nPaquetes: enviados=3, Recibido=3, Perdido=0\n/);
   t.match(await readFile(svg, 'utf8'), /<polyline /);
+});
+
+// What a user sees: a closed UDP port, a host that never answers, a bad
+// --plot, Ctrl-C half-way, and progress while it measures.
+
+/** A UDP port on loopback with nothing bound to it (bound, then closed). */
+async function closedUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((ok) => socket.bind(0, '127.0.0.1', ok));
+  const { port } = socket.address();
+  await new Promise<void>((ok) => socket.close(() => ok()));
+  return port;
+}
+
+t.test('measureUdp() reports a closed port as refused at once (ICMP port unreachable), not as timeouts', async (t) => {
+  const port = await closedUdpPort();
+  const started = performance.now();
+  const result = await measureUdp({ host: '127.0.0.1', port, label: `127.0.0.1:${port}` }, { seconds: 0.6, intervalMs: 200, timeoutMs: 20_000 });
+  const took = performance.now() - started;
+  t.same(result.probes.map((p) => p.error), ['refused', 'refused', 'refused'], 'every probe refused');
+  t.ok(took < 15_000, `it did not wait out the 20 s timeouts (took ${Math.round(took)} ms)`);
+});
+
+t.test('rtt.ts exits 1 and names the host when a host never answered', async (t) => {
+  const port = await closedUdpPort();
+  const child = new Child(tsx('ej04/rtt.ts', '--udp', '--hosts', `127.0.0.1:${port}`, '--segundos', '0.4', '--intervalo', '0.2'));
+  t.teardown(() => child.kill());
+  const { code, stdout, stderr } = await child.exited;
+  t.match(stdout, /Estadísticas IP: 127\.0\.0\.1:\d+/, 'the block is printed');
+  t.equal(code, 1, 'exit 1 at 100 % loss');
+  t.match(stderr, new RegExp(`^rtt: UDP 127\\.0\\.0\\.1:${port} never answered \\(2 probes: refused\\)$`, 'm'), 'one sentence naming the host and why');
+});
+
+t.test('rtt.ts checks --plot before measuring: a missing folder is told at once, nothing is sent', async (t) => {
+  const echo = dgram.createSocket('udp4');
+  let received = 0;
+  echo.on('message', (m, from) => {
+    received++;
+    echo.send(m, from.port, from.address);
+  });
+  await new Promise<void>((ok) => echo.bind(0, '127.0.0.1', ok));
+  t.teardown(() => echo.close());
+  const plot = path.join(tmpdir(), 'ej04-no-such-folder', 'x.svg');
+  const { code, stdout, stderr } = await new Child(tsx('ej04/rtt.ts', '--udp', '--hosts', `127.0.0.1:${echo.address().port}`, '--segundos', '2', '--intervalo', '0.2', '--plot', plot)).exited;
+  t.equal(code, 2);
+  t.equal(stdout, '');
+  t.match(stderr, plot, 'names the path');
+  t.match(stderr, /does not exist/, 'says what is wrong');
+  t.equal(received, 0, 'nothing was measured');
+});
+
+t.test('rtt.ts on Ctrl-C prints the statistics so far and shows progress while it measures', async (t) => {
+  const echo = dgram.createSocket('udp4');
+  let received = 0;
+  echo.on('message', (m, from) => {
+    received++;
+    echo.send(m, from.port, from.address);
+  });
+  await new Promise<void>((ok) => echo.bind(0, '127.0.0.1', ok));
+  t.teardown(() => echo.close());
+  const child = new Child(tsx('ej04/rtt.ts', '--udp', '--hosts', `127.0.0.1:${echo.address().port}`, '--segundos', '600', '--intervalo', '0.1'));
+  t.teardown(() => child.kill());
+  await child.waitFor(/ronda 3\//, 90_000, 'stderr');
+  t.pass('a progress line per round on stderr');
+  // As a terminal does: the whole process group (tsx and the script) gets it.
+  process.kill(-(child.process.pid as number), 'SIGINT');
+  const { code, stdout } = await child.exited;
+  const sent = Number(/enviados=(\d+)/.exec(stdout)?.[1]);
+  const got = Number(/Recibido=(\d+)/.exec(stdout)?.[1]);
+  t.ok(sent >= 3, `the block of the probes so far (enviados=${sent})`);
+  t.ok(got >= 3 && got <= received, `with their replies (Recibido=${got})`);
+  t.equal(code, 0, 'every host answered: exit 0, as ping');
 });

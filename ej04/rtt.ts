@@ -38,7 +38,7 @@
  */
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -47,6 +47,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { defineCommand, parsePositive, parsePort, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
+import { SIGNAL_ECHO_MS } from '../lib/server.ts';
 import { HostListError, parseHostList, type HostTarget } from './hosts.ts';
 import { renderSvg } from './plot.ts';
 import { type RttStats, summarize } from './stats.ts';
@@ -89,13 +90,43 @@ export interface MeasureOptions {
   limit?: LimitFunction;
   /** Told of each probe as it ends. */
   onProbe?: (method: Method, target: HostTarget, probe: ProbeResult) => void;
+  /**
+   * Stops the measurement (Ctrl-C): no probe is sent after it, the ones in
+   * flight end at once and are left out of the statistics, and each host's
+   * result holds the probes that had ended.
+   */
+  signal?: AbortSignal;
 }
+
+/** The error of a probe cut short by {@link MeasureOptions.signal}; such probes are not counted. */
+const INTERRUPTED = 'interrupted';
 
 const MAGIC = 0x52545434; // 'RTT4'
 /** Size of a UDP or tcp-echo probe: magic, session, sequence, padding. */
 export const PROBE_SIZE = 16;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+
+/** Calls `stop` when `signal` aborts (at once if it has); returns the function that forgets it. */
+function onAbort(signal: AbortSignal | undefined, stop: () => void): () => void {
+  if (!signal) return () => {};
+  if (signal.aborted) {
+    queueMicrotask(stop);
+    return () => {};
+  }
+  signal.addEventListener('abort', stop, { once: true });
+  return () => signal.removeEventListener('abort', stop);
+}
 
 /** The number of probes `seconds` at one per `intervalMs` make (at least one). */
 export function probeCount(seconds: number, intervalMs: number): number {
@@ -139,13 +170,15 @@ async function schedule(options: MeasureOptions, probe: (seq: number, t: number)
   const start = performance.now();
   const pending: Promise<ProbeResult>[] = [];
   for (let seq = 0; seq < count; seq++) {
-    await sleep(start + seq * options.intervalMs - performance.now());
+    await sleep(start + seq * options.intervalMs - performance.now(), options.signal);
+    if (options.signal?.aborted) break;
     pending.push(limit(() => probe(seq, performance.now() - start)));
   }
   return Promise.all(pending);
 }
 
-function finish(method: Method, target: HostTarget, probes: ProbeResult[], late = 0, duplicates = 0): HostResult {
+function finish(method: Method, target: HostTarget, all: ProbeResult[], late = 0, duplicates = 0): HostResult {
+  const probes = all.filter((p) => p.error !== INTERRUPTED);
   const rtts = probes.flatMap((p) => (p.rtt === undefined ? [] : [p.rtt]));
   return { method, target, probes, late, duplicates, stats: summarize(rtts, probes.length) };
 }
@@ -185,7 +218,15 @@ export async function measureUdp(target: HostTarget, options: MeasureOptions): P
   const expired = new Set<number>();
   let late = 0;
   let duplicates = 0;
-  socket.on('error', () => {}); // a send error is reported by its probe's callback
+  // Connected (below), the socket is told of an ICMP port unreachable: every
+  // probe waiting is refused at once instead of waiting out its timeout.
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    const word = errorWord(error);
+    for (const [seq, entry] of waiting) {
+      waiting.delete(seq);
+      entry.done(undefined, word);
+    }
+  });
   socket.on('message', (message, from) => {
     const now = performance.now();
     const probe = decodeProbe(message);
@@ -202,6 +243,24 @@ export async function measureUdp(target: HostTarget, options: MeasureOptions): P
     }
   });
   await new Promise<void>((ok) => socket.bind(0, ok));
+  const connectError = await new Promise<NodeJS.ErrnoException | undefined>((ok) => {
+    const onError = (error: NodeJS.ErrnoException) => ok(error);
+    socket.once('error', onError);
+    socket.connect(target.port, resolved.address, () => {
+      socket.off('error', onError);
+      ok(undefined);
+    });
+  });
+  if (connectError) {
+    socket.close();
+    return allLost(options, 'udp', target, errorWord(connectError));
+  }
+  const forget = onAbort(options.signal, () => {
+    for (const [seq, entry] of waiting) {
+      waiting.delete(seq);
+      entry.done(undefined, INTERRUPTED);
+    }
+  });
   try {
     const probes = await schedule(options, (seq, t) =>
       new Promise<ProbeResult>((done) => {
@@ -217,15 +276,16 @@ export async function measureUdp(target: HostTarget, options: MeasureOptions): P
           done(probe);
         };
         waiting.set(seq, { sentAt: performance.now(), done: end });
-        socket.send(encodeProbe(session, seq), target.port, resolved.address, (error) => {
+        socket.send(encodeProbe(session, seq), (error) => {
           if (error && waiting.delete(seq)) end(undefined, errorWord(error));
         });
       }),
     );
     // A short grace for replies still on their way, so that they count as late.
-    await sleep(Math.min(500, options.timeoutMs));
+    await sleep(Math.min(500, options.timeoutMs), options.signal);
     return finish('udp', target, probes, late, duplicates);
   } finally {
+    forget();
     socket.close();
   }
 }
@@ -242,13 +302,18 @@ export async function measureTcp(target: HostTarget, options: MeasureOptions): P
     new Promise<ProbeResult>((done) => {
       const started = performance.now();
       const socket = net.connect({ host: resolved.address, port: target.port });
+      let ended = false;
       const end = (probe: ProbeResult) => {
+        if (ended) return;
+        ended = true;
         clearTimeout(timer);
+        forget();
         socket.destroy();
-        options.onProbe?.('tcp', target, probe);
+        if (probe.error !== INTERRUPTED) options.onProbe?.('tcp', target, probe);
         done(probe);
       };
       const timer = setTimeout(() => end({ seq, t, error: 'timeout' }), options.timeoutMs);
+      const forget = onAbort(options.signal, () => end({ seq, t, error: INTERRUPTED }));
       socket.once('connect', () => end({ seq, t, rtt: performance.now() - started }));
       socket.once('error', (error: NodeJS.ErrnoException) => end({ seq, t, error: errorWord(error) }));
     }),
@@ -307,16 +372,27 @@ export async function measureTcpEcho(target: HostTarget, options: MeasureOptions
     });
     return connecting;
   };
+  const forget = onAbort(options.signal, () => {
+    for (const [seq, entry] of waiting) {
+      waiting.delete(seq);
+      entry.done(undefined, INTERRUPTED);
+    }
+    socket?.destroy();
+  });
   try {
     const probes = await schedule(options, (seq, t) =>
       new Promise<ProbeResult>((done) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
+        let ended = false;
         const end = (rtt: number | undefined, error?: string) => {
+          if (ended) return;
+          ended = true;
           clearTimeout(timer);
           const probe: ProbeResult = rtt === undefined ? { seq, t, error: error ?? 'timeout' } : { seq, t, rtt };
-          options.onProbe?.('tcp-echo', target, probe);
+          if (error !== INTERRUPTED) options.onProbe?.('tcp-echo', target, probe);
           done(probe);
         };
+        if (options.signal?.aborted) return end(undefined, INTERRUPTED);
         connect().then(
           (s) => {
             timer = setTimeout(() => {
@@ -331,6 +407,7 @@ export async function measureTcpEcho(target: HostTarget, options: MeasureOptions
     );
     return finish('tcp-echo', target, probes);
   } finally {
+    forget();
     socket?.destroy();
   }
 }
@@ -430,10 +507,56 @@ const command = defineCommand({
     verbose: { type: 'boolean', short: 'v', help: 'log every probe on stderr as it ends' },
   },
   epilog: `Host lists are read from the working folder, or else from beside this script.
-Exit status: 0 when measured (even with losses), 1 on a failure, 2 on a bad argument or host list.`,
+Prints a line per round on stderr while it measures. Ctrl-C stops it and prints the statistics so far.
+Exit status: 0 every host answered at least once (losses or not), 1 a host never answered (as fping)
+or a failure, 2 a bad argument, host list or --plot path.`,
 });
 
-async function main(argv: string[]): Promise<void> {
+/**
+ * Checks, before anything is measured, that the `--plot` file can be
+ * written: its folder exists and is writable, and it is not a folder.
+ */
+export function checkPlotPath(file: string): void {
+  const folder = path.dirname(path.resolve(file));
+  const fail = (why: string) => {
+    throw new CliError(`cannot write the plot ${file}: ${why}`, 2);
+  };
+  let info;
+  try {
+    info = statSync(folder);
+  } catch {
+    return fail(`the folder ${folder} does not exist (create it, or choose another --plot)`);
+  }
+  if (!info.isDirectory()) fail(`${folder} is not a folder`);
+  try {
+    accessSync(folder, fsConstants.W_OK);
+  } catch {
+    fail(`no permission to write in the folder ${folder}`);
+  }
+  if (existsSync(file) && statSync(file).isDirectory()) fail('it is a folder (give a file name ending in .svg)');
+}
+
+/**
+ * Prints "ronda K/N" on stderr once every host has ended its probe K (as
+ * probes end in order per host, a round is complete when its slowest host's is).
+ */
+function roundReporter(hosts: number, rounds: number, write: (line: string) => void) {
+  const ended = new Map<number, { n: number; answered: number }>();
+  let next = 0;
+  return (probe: ProbeResult) => {
+    const round = ended.get(probe.seq) ?? { n: 0, answered: 0 };
+    round.n++;
+    if (probe.rtt !== undefined) round.answered++;
+    ended.set(probe.seq, round);
+    for (let r = ended.get(next); r !== undefined && r.n === hosts; r = ended.get(next)) {
+      write(`rtt: ronda ${next + 1}/${rounds}: ${r.answered} de ${hosts} ${hosts === 1 ? 'host respondió' : 'hosts respondieron'}`);
+      ended.delete(next);
+      next++;
+    }
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
   const opts = command.parseOrExit(argv);
   if (!opts.udp && !opts.tcp) throw new UsageError('nothing to measure: give --udp, --tcp or both');
   if (opts['tcp-echo'] && !opts.tcp) throw new UsageError('argument --tcp-echo: needs --tcp');
@@ -444,6 +567,7 @@ async function main(argv: string[]): Promise<void> {
   const udpPort = parsePort(opts['puerto-udp'], 'puerto-udp');
   const tcpPort = opts['tcp-echo'] && opts['puerto-tcp'] === '80' ? 7 : parsePort(opts['puerto-tcp'], 'puerto-tcp');
   if (opts.plot !== undefined && !opts.plot.endsWith('.svg')) throw new UsageError(`argument --plot: expected a file name ending in .svg, got '${opts.plot}'`);
+  if (opts.plot !== undefined) checkPlotPath(opts.plot);
 
   const jobs: { method: Method; target: HostTarget }[] = [];
   try {
@@ -458,14 +582,33 @@ async function main(argv: string[]): Promise<void> {
   if (jobs.length === 0) throw new UsageError('argument --hosts: no hosts in it');
 
   const log: Logger = opts.verbose ? createLogger('rtt') : silent;
+  const progress = roundReporter(jobs.length, probeCount(seconds, intervalMs), (line) => process.stderr.write(`${line}\n`));
+  // Ctrl-C: stop probing and report what was measured, as ping does. A
+  // second Ctrl-C (not the echo tsx relays within SIGNAL_ECHO_MS) exits at once.
+  const stop = new AbortController();
+  let interruptedAt = 0;
+  const onSigint = () => {
+    if (stop.signal.aborted) {
+      if (performance.now() - interruptedAt < SIGNAL_ECHO_MS) return;
+      process.exit(130);
+    }
+    interruptedAt = performance.now();
+    process.stderr.write('rtt: interrupted: the statistics so far\n');
+    stop.abort();
+  };
+  process.on('SIGINT', onSigint);
   const results = await measure(jobs, {
     seconds,
     intervalMs,
     timeoutMs,
     limit: pLimit(concurrency),
-    onProbe: (method, target, p) =>
-      log(`${method} ${target.label} seq=${p.seq} ${p.rtt === undefined ? `lost (${p.error ?? 'timeout'})` : `rtt=${p.rtt.toFixed(3)} ms`}`),
+    signal: stop.signal,
+    onProbe: (method, target, p) => {
+      log(`${method} ${target.label} seq=${p.seq} ${p.rtt === undefined ? `lost (${p.error ?? 'timeout'})` : `rtt=${p.rtt.toFixed(3)} ms`}`);
+      progress(p);
+    },
   });
+  process.off('SIGINT', onSigint);
 
   if (opts.plot !== undefined) {
     const series = results.map((r) => ({ label: `${TITLES[r.method]} ${r.target.label}`, points: r.probes.map((p) => ({ t: p.t / 1000, rtt: p.rtt })) }));
@@ -476,6 +619,12 @@ async function main(argv: string[]): Promise<void> {
     }
   }
   process.stdout.write(opts.json ? `${JSON.stringify(toJson(results, { seconds, intervalMs, timeoutMs }), null, 2)}\n` : formatReport(results));
+  const silentHosts = results.filter((r) => r.stats.sent > 0 && r.stats.received === 0);
+  for (const r of silentHosts) {
+    const why = [...new Set(r.probes.flatMap((p) => (p.error ? [p.error] : [])))].join(', ');
+    process.stderr.write(`rtt: ${TITLES[r.method]} ${r.target.label} never answered (${r.stats.sent} probes: ${why})\n`);
+  }
+  return silentHosts.length > 0 ? 1 : 0;
 }
 
 if (isMain(import.meta)) runMain(command.spec.name, () => main(process.argv.slice(2)));

@@ -53,9 +53,10 @@ function blockFor(ctx: Context, run: ClientRun, port: number, what: string): Blo
   return block;
 }
 
-function checkRan(ctx: Context, run: ClientRun, what: string): void {
+/** The run ended by itself, with status 0 (every host answered) or 1 (a host never answered, as fping). */
+function checkRan(ctx: Context, run: ClientRun, what: string, code = 0): void {
   ctx.t.notOk(run.timedOut, `${what}: finished by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
-  ctx.t.equal(run.exit.code, 0, `${what}: exit status 0 (stderr: ${run.stderr.trim().slice(0, 300) || 'empty'})`);
+  ctx.t.equal(run.exit.code, code, `${what}: exit status ${code}${code === 1 ? ' (a host never answered)' : ''} (stderr: ${run.stderr.trim().slice(0, 300) || 'empty'})`);
 }
 
 async function udpEcho(ctx: Context): Promise<dgram.Socket> {
@@ -130,7 +131,8 @@ export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and 
       const closedPort = await ctx.port();
       try {
         const run = await withHostFiles(ctx, { tcp: `${ctx.host}:${openPort};${ctx.host}:${closedPort}` }, ['--tcp', '--segundos', '1', '--intervalo', '0.2'], 20_000);
-        checkRan(ctx, run, 'rtt --tcp');
+        checkRan(ctx, run, 'rtt --tcp', 1);
+        ctx.t.match(run.stderr, new RegExp(`:${closedPort} never answered`), 'stderr names the host that never answered');
         const open = blockFor(ctx, run, openPort, 'open port');
         const closed = blockFor(ctx, run, closedPort, 'closed port');
         if (open) ctx.t.ok(open.sent >= 4 && open.received === open.sent && open.lost === 0, `open port: every probe answered (enviados=${open.sent}, Recibido=${open.received})`);
@@ -154,7 +156,7 @@ export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and 
         const [echoPort, sinkPort] = [echo.address().port, sink.address().port];
         const run = await ctx.client('rtt', ['--udp', '--hosts', `${ctx.host}:${sinkPort};${ctx.host}:${echoPort}`, '--segundos', '3', '--intervalo', '0.2', '--timeout', '1'], { timeoutMs: 20_000 });
         ctx.t.comment('hosts given with --hosts here; the other requirements use IPsUDP.txt / IpsTCP.txt');
-        checkRan(ctx, run, 'rtt with a silent host');
+        checkRan(ctx, run, 'rtt with a silent host', 1);
         ctx.t.ok(run.durationMs < 12_000, `it ended soon after its 3 s (took ${(run.durationMs / 1000).toFixed(1)} s)`);
         const good = blockFor(ctx, run, echoPort, 'answering host');
         const silent = blockFor(ctx, run, sinkPort, 'silent host');
