@@ -6,7 +6,7 @@
  * ```sh
  * npx tsx ej10/server.ts                      # 127.0.0.1:10010
  * npx tsx ej10/server.ts --skew 2500          # 2.5 s ahead of this machine
- * npx tsx ej10/server.ts --skew=-1000         # 1 s behind (note the =)
+ * npx tsx ej10/server.ts --skew -1000          # 1 s behind (--skew=-1000 too)
  * ```
  *
  * Prints `listening on 127.0.0.1:10010 (udp)` when ready and one line per
@@ -91,7 +91,7 @@ const command = defineCommand({
   options: {
     host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (:: for IPv6)' },
     port: { type: 'string', default: '10010', help: 'UDP port; 0 picks a free one' },
-    skew: { type: 'string', default: '0', metavar: 'MS', help: 'serve a clock this many milliseconds ahead (negative: behind; write --skew=-1000)' },
+    skew: { type: 'string', default: '0', metavar: 'MS', help: 'serve a clock this many milliseconds ahead (negative: behind, e.g. --skew -1000)' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log requests on stderr' },
   },
   epilog: `Prints "listening on HOST:PORT (udp)" on stdout when ready. Ctrl-C stops it. The system clock is never changed.
