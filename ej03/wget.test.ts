@@ -15,6 +15,11 @@ t.test('parseUrl() assumes http:// and refuses other schemes with a usage error'
   t.throws(() => parseUrl('http://'), UsageError);
 });
 
+t.test('parseUrl() and parseProxy() refuse port 0 in one sentence (nothing can be connected to on it)', async (t) => {
+  t.throws(() => parseUrl('http://127.0.0.1:0/'), { name: 'UsageError', message: /port 0/ });
+  t.throws(() => parseProxy('127.0.0.1', '0'), { name: 'UsageError', message: /port 0/ });
+});
+
 t.test('parseProxy() reads HOST with --port, HOST:PORT and http://HOST:PORT', async (t) => {
   t.same(parseProxy('127.0.0.1', '8888'), { host: '127.0.0.1', port: 8888 });
   t.same(parseProxy('proxy.lan', undefined), { host: 'proxy.lan', port: DEFAULT_PROXY_PORT });

@@ -65,6 +65,7 @@ export function parseUrl(text: string): URL {
     throw new UsageError(`argument --url: unsupported scheme '${url.protocol.slice(0, -1)}' (only http and https)`);
   }
   if (url.hostname === '') throw new UsageError(`argument --url: no host in '${text}'`);
+  if (url.port === '0') throw new UsageError(`argument --url: port 0 cannot be connected to, in '${text}' (give the server's port, 1-65535)`);
   return url;
 }
 
@@ -88,12 +89,12 @@ export function parseProxy(proxy: string, port: string | undefined): ProxyAddres
     }
     if (url.protocol !== 'http:') throw new UsageError(`argument --proxy: only http:// proxies are supported, got '${proxy}'`);
     const p = url.port || port;
-    return { host: unbracket(url.hostname), port: p === undefined ? DEFAULT_PROXY_PORT : parsePort(p, url.port ? 'proxy' : 'port') };
+    return { host: unbracket(url.hostname), port: p === undefined ? DEFAULT_PROXY_PORT : parsePort(p, url.port ? 'proxy' : 'port', { zero: false }) };
   }
   const hostPort = /^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.exec(proxy);
-  if (hostPort) return { host: unbracket(hostPort[1] as string), port: parsePort(hostPort[2] as string, 'proxy') };
+  if (hostPort) return { host: unbracket(hostPort[1] as string), port: parsePort(hostPort[2] as string, 'proxy', { zero: false }) };
   if (!/^[A-Za-z0-9.:-]+$/.test(proxy)) throw new UsageError(`argument --proxy: expected HOST or http://HOST:PORT, got '${proxy}'`);
-  return { host: proxy, port: port === undefined ? DEFAULT_PROXY_PORT : parsePort(port) };
+  return { host: proxy, port: port === undefined ? DEFAULT_PROXY_PORT : parsePort(port, 'port', { zero: false }) };
 }
 
 function unbracket(host: string): string {

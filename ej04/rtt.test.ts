@@ -157,6 +157,12 @@ t.test('measureUdp() reports a closed port as refused at once (ICMP port unreach
   t.ok(took < 15_000, `it did not wait out the 20 s timeouts (took ${Math.round(took)} ms)`);
 });
 
+t.test('rtt.ts refuses --puerto-udp 0 in one sentence, exit 2', async (t) => {
+  const { code, stderr } = await new Child(tsx('ej04/rtt.ts', '--udp', '--hosts', '127.0.0.1', '--puerto-udp', '0')).exited;
+  t.equal(code, 2);
+  t.match(stderr, /argument --puerto-udp: port 0 cannot be connected to/);
+});
+
 t.test('rtt.ts exits 1 and names the host when a host never answered', async (t) => {
   const port = await closedUdpPort();
   const child = new Child(tsx('ej04/rtt.ts', '--udp', '--hosts', `127.0.0.1:${port}`, '--segundos', '0.4', '--intervalo', '0.2'));

@@ -564,8 +564,8 @@ async function main(argv: string[]): Promise<number> {
   const intervalMs = parsePositive(opts.intervalo, 'intervalo') * 1000;
   const timeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
   const concurrency = parsePositive(opts.concurrencia, 'concurrencia', { integer: true });
-  const udpPort = parsePort(opts['puerto-udp'], 'puerto-udp');
-  const tcpPort = opts['tcp-echo'] && opts['puerto-tcp'] === '80' ? 7 : parsePort(opts['puerto-tcp'], 'puerto-tcp');
+  const udpPort = parsePort(opts['puerto-udp'], 'puerto-udp', { zero: false });
+  const tcpPort = opts['tcp-echo'] && opts['puerto-tcp'] === '80' ? 7 : parsePort(opts['puerto-tcp'], 'puerto-tcp', { zero: false });
   if (opts.plot !== undefined && !opts.plot.endsWith('.svg')) throw new UsageError(`argument --plot: expected a file name ending in .svg, got '${opts.plot}'`);
   if (opts.plot !== undefined) checkPlotPath(opts.plot);
 
