@@ -329,15 +329,18 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
 
       const serious = found.some((f) => f.what === 'died' || f.what === 'stack-trace');
       const leak = found.find((f) => f.what === 'fd-leak');
-      if ((serious || leak) && options.bisect && batch.cases.length > 1) {
+      const mute = found.find((f) => f.what === 'invalid-answer');
+      if ((serious || leak || mute) && options.bisect && batch.cases.length > 1) {
         await stop(current);
-        const culprit = await replay(batch.cases, serious ? 'death' : 'leak');
-        for (const f of found) if (culprit && (serious ? f.what === 'died' || f.what === 'stack-trace' : f.what === 'fd-leak')) f.culprit = culprit;
+        const mode = serious ? 'death' : leak ? 'leak' : 'answer';
+        const culprit = await replay(batch.cases, mode);
+        const what = { death: ['died', 'stack-trace'], leak: ['fd-leak'], answer: ['invalid-answer'] }[mode];
+        for (const f of found) if (culprit && what.includes(f.what)) f.culprit = culprit;
         if (culprit) log(`  ! replayed case by case on a fresh server: ${culprit.id} did it (${culprit.detail})`);
         else log(`  ! replayed case by case on a fresh server: no single case did it (it takes several, or timing)`);
         report.restarts++;
         live = await boot();
-      } else if (!isUp || (found.some((f) => f.what === 'fd-leak') && !validOk)) {
+      } else if (!isUp || !validOk) {
         // Go on with a fresh server so that the later batches still test something.
         await stop(current);
         report.restarts++;
@@ -355,9 +358,10 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
   /**
    * Replays `cases` one at a time on a fresh server: the first after which
    * it is dead or printed a trace ('death'), or after which it holds more
-   * descriptors than before the case once 2 s have passed ('leak').
+   * descriptors than before the case once 2 s have passed ('leak'), or
+   * after which the valid request is not answered ('answer').
    */
-  async function replay(cases: Case[], mode: 'death' | 'leak'): Promise<{ id: string; kind: string; detail: string } | undefined> {
+  async function replay(cases: Case[], mode: 'death' | 'leak' | 'answer'): Promise<{ id: string; kind: string; detail: string } | undefined> {
     let fresh: Live | undefined;
     try {
       fresh = await boot();
@@ -370,6 +374,10 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
         const up = await alive(fresh);
         const traces = newTraces(fresh);
         if (!up || traces.length > 0) return mode === 'death' ? { id: c.id, kind: c.kind, detail: c.detail } : undefined;
+        if (mode === 'answer') {
+          const failure = await check(fresh);
+          if (failure) return { id: c.id, kind: c.kind, detail: `${c.detail}; then: ${failure}` };
+        }
         if (mode === 'leak') {
           const until = performance.now() + 2000;
           let fds = (await openFds(fresh.pid)) ?? 0;
