@@ -154,7 +154,7 @@ const command = defineCommand({
 async function main(argv: string[]): Promise<number> {
   const opts = command.parseOrExit(argv);
   const host = parseHost(opts.host);
-  const port = parsePort(opts.port);
+  const port = parsePort(opts.port, 'port', { zero: false });
   const timeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
   const retries = opts.retries === '0' ? 0 : parsePositive(opts.retries, 'retries', { integer: true });
   const say = (message: string) => opts.verbose && process.stderr.write(`client: ${message}\n`);

@@ -405,7 +405,7 @@ async function main(argv: string[]): Promise<void> {
   if (window > 65535) throw new UsageError(`argument --window: expected at most 65535 packets, got '${opts.window}'`);
   const options: TransferOptions = {
     host: parseHost(opts.host),
-    port: parsePort(opts.port),
+    port: parsePort(opts.port, 'port', { zero: false }),
     window,
     cc: parseCc(opts.cc),
     idleTimeoutMs: parsePositive(opts.timeout, 'timeout') * 1000,
