@@ -1,17 +1,9 @@
 /**
- * ej10's command lines as a user types them: a client given port 0, a
- * negative --skew written with a space, and the exit statuses in -h.
+ * ej10's command lines as a user types them: a negative --skew written with
+ * a space, and the exit statuses in -h (port 0: lib/clients-port.test.ts).
  */
 import t from 'tap';
 import { Child, run, tsx } from '../lib/fixtures/spawn.ts';
-
-t.test('client.ts refuses port 0 in one sentence and exits 2', async (t) => {
-  const { code, stdout, stderr } = await run(tsx('ej10/client.ts', '--port', '0'));
-  t.equal(code, 2);
-  t.equal(stdout, '');
-  t.match(stderr, /^client\.ts: error: argument --port: port 0 cannot be connected to/m);
-  t.notMatch(stderr, /\n\s+at /, 'no stack trace');
-});
 
 t.test('server.ts takes --skew -1000 (a space, not only =) and starts', async (t) => {
   const child = new Child(tsx('ej10/server.ts', '--port', '0', '--skew', '-1000'));
