@@ -1,10 +1,12 @@
 /** ej12: the replicated directory's master (clients' port) and a slave (the port its master connects to). @module */
 import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { streamCaseFor } from '../cases.ts';
 import { tcpRequest } from '../net.ts';
 import type { Rng } from '../prng.ts';
-import type { FuzzTarget } from '../types.ts';
+import type { FixedCase, FuzzTarget } from '../types.ts';
+import { freePort } from '../../proc.ts';
 import { HOST, startHelper, startWatched, token } from './common.ts';
 
 /** A PDU: id_nodo u32 | accion u32 | bytes_path u32 | path | bytes u32 | data (ej12/protocol.ts). */
@@ -64,6 +66,33 @@ async function seedRoot(dir: string): Promise<string> {
   return dir;
 }
 
+/**
+ * Found by this campaign (seed 1, ej12-master batch 15 of 1000, with forged
+ * REGISTRARs): a REGISTRAR from loopback naming a port that accepts and never
+ * answers (a silent slave) leaves every later mutating command unanswered.
+ */
+const silentSlave: FixedCase = {
+  id: 'ej12-master:silent-slave',
+  finding: 'fuzz campaign, 2026-12-01',
+  kind: 'fixed',
+  detail: 'tcp: REGISTRAR "127.0.0.1:P" where P accepts and never answers, then REMOTO ["mkdir","fz"] must be answered within 10 s',
+  async run(running) {
+    const silent = net.createServer((socket) => socket.on('error', () => {}));
+    const port = await freePort();
+    await new Promise<void>((resolve) => silent.listen(port, HOST, resolve));
+    try {
+      await tcpRequest(HOST, running.port, pdu(0, '', `${HOST}:${port}`), (b) => whole(b) !== undefined, 5000).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+      const dir = `fz${Math.random().toString(36).slice(2, 8)}`;
+      await tcpRequest(HOST, running.port, pdu(1, '', JSON.stringify(['mkdir', dir])), (b) => whole(b) !== undefined, 10_000).catch((error: Error) => {
+        throw new Error(`REMOTO ["mkdir","${dir}"] after a REGISTRAR for a silent slave at ${HOST}:${port}: ${error.message}`);
+      });
+    } finally {
+      silent.close();
+    }
+  },
+};
+
 export const ej12master: FuzzTarget = {
   name: 'ej12-master',
   title: 'ej12 master (clients and slaves connect to it)',
@@ -73,6 +102,7 @@ export const ej12master: FuzzTarget = {
     return { proc, port, state: undefined };
   },
   generate: (rng, index) => streamCaseFor(rng, `ej12-master#${index}`, { label: 'tcp', port: (r) => r.port, valid: masterRequest, lengthFields }),
+  fixed: [silentSlave],
   async check(running) {
     const got = await tcpRequest(HOST, running.port, pdu(1, '', JSON.stringify(['ls', ''])), (b) => whole(b) !== undefined);
     const m = whole(got);
