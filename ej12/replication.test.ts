@@ -166,6 +166,29 @@ t.test('a REGISTRAR from a stranger naming another address does not make the mas
   t.equal(await converge(c.mRoot, c.slaveRoots[0] as string), 0, 'the slave still gets the master\'s changes');
 });
 
+t.test('a REGISTRAR for a slave that accepts and never answers does not hold up the clients\' changes (found by the fuzz campaign)', async (t) => {
+  const c = await cluster(t);
+  t.ok(await replicasLive(c.master, 1), 'the real slave is registered');
+  t.equal(await converge(c.mRoot, c.slaveRoots[0] as string), 0, 'and in sync');
+  // A "slave" that accepts the master's connection and never says a word.
+  const held: net.Socket[] = [];
+  const silent = net.createServer((s) => held.push(s.on('error', () => {})));
+  const silentAddress = await listenTcp(silent, '127.0.0.1', 0);
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const registered = await rawExchange(c.masterPort, message(REGISTRAR, '', `127.0.0.1:${silentAddress.port}`));
+  t.equal(registered?.action, REGISTRAR, 'the master takes the registration (its address is the sender\'s own)');
+  t.ok(await replicasLive(c.master, 2), 'and connects to the silent one');
+  const silentReplica = [...c.master.replicas.values()].find((r) => r.where.endsWith(`:${silentAddress.port}`));
+  await c.run('mkdir after-silent');
+  // Had the answer waited for the silent slave, it would have come only once the master gave up
+  // on its manifest (REPLICA_TIMEOUT_MS) and dropped it: the answer must come while it is still held.
+  t.ok(silentReplica && !silentReplica.failed, 'mkdir is answered while the slave that never synchronised is still waited on, not after it was dropped');
+  t.equal(await converge(c.mRoot, c.slaveRoots[0] as string), 0, 'the real slave still gets the change');
+});
+
 /** The authenticated mode's hello, as ej12/README.md documents it: 8 bytes of magic, then a 16-byte random nonce. */
 const AUTH_MAGIC = Buffer.from('EJ12HMAC');
 const NONCE_LENGTH = 16;
