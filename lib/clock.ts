@@ -23,22 +23,49 @@
 /** A disagreement with `Date.now()` beyond this is a step of the system clock, not rounding. */
 const STEP_MS = 20;
 
-let anchor = performance.timeOrigin;
+/** The clocks {@link wallClock} reads: tests pass scripted ones. */
+export interface ClockSources {
+  /** Monotonic milliseconds since `origin` (`performance.now()`). */
+  now(): number;
+  /** The system clock in whole milliseconds (`Date.now()`). */
+  dateNow(): number;
+  /** The wall time at which `now()` was 0 (`performance.timeOrigin`). */
+  origin: number;
+}
+
+/**
+ * A wall clock of sub-millisecond resolution over `sources` (see
+ * {@link wallClockMs}). A reading that disagrees with `Date.now()` by more
+ * than {@link STEP_MS} is read again before the anchor moves: a process
+ * preempted between its two reads on a loaded machine sees the same
+ * disagreement as a stepped clock, and re-anchoring on it would cost every
+ * later reading up to half a millisecond (`Date.now()` truncates), for good.
+ */
+export function wallClock({ now, dateNow, origin }: ClockSources): () => number {
+  let anchor = origin;
+  const agrees = (fine: number, coarse: number) => fine >= coarse - STEP_MS && fine <= coarse + 1 + STEP_MS;
+  return () => {
+    const fine = anchor + now();
+    const coarse = dateNow();
+    // Date.now() truncates, so the true time is in [coarse, coarse + 1).
+    if (agrees(fine, coarse)) return fine;
+    const again = anchor + now();
+    const coarseAgain = dateNow();
+    if (agrees(again, coarseAgain)) return again;
+    anchor = coarseAgain + 0.5 - now();
+    return coarseAgain + 0.5;
+  };
+}
 
 /**
  * Milliseconds since the Unix epoch (UTC) as the system clock tells them,
  * with a fractional part (microseconds). Never sets or slews anything.
  */
-export function wallClockMs(): number {
-  const fine = anchor + performance.now();
-  const coarse = Date.now();
-  // Date.now() truncates, so the true time is in [coarse, coarse + 1).
-  if (fine < coarse - STEP_MS || fine > coarse + 1 + STEP_MS) {
-    anchor = coarse + 0.5 - performance.now();
-    return coarse + 0.5;
-  }
-  return fine;
-}
+export const wallClockMs: () => number = wallClock({
+  now: () => performance.now(),
+  dateNow: () => Date.now(),
+  origin: performance.timeOrigin,
+});
 
 /** A source of the current time in milliseconds since the epoch; tests pass their own. */
 export type Clock = () => number;
