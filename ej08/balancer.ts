@@ -305,12 +305,26 @@ class AttemptError extends Error {
   /** Whether the backend is to blame as for a health check (refused, unreachable). */
   readonly connect: boolean;
   readonly timeout: boolean;
-  constructor(message: string, { connect = false, timeout = false } = {}) {
+  /** The balancer itself could not open a connection (out of descriptors): no backend is to blame. */
+  readonly local: boolean;
+  constructor(message: string, { connect = false, timeout = false, local = false } = {}) {
     super(message);
     this.connect = connect;
     this.timeout = timeout;
+    this.local = local;
   }
 }
+
+/**
+ * Errors of this process, not of the peer: a connect that fails with them
+ * says nothing of the backend. Counting them as its failures let a client
+ * flood that exhausted the balancer's descriptors mark every backend down
+ * (503 for everyone until `--rise` good checks; found by the fuzz campaign).
+ */
+const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** What {@link checkBackend} resolves to when the balancer could not even open the check's connection. */
+export const NO_VERDICT = 'the balancer is out of descriptors or memory: no verdict on the backend';
 
 function describeSocketError(error: NodeJS.ErrnoException): string {
   const words: Record<string, string> = {
@@ -328,9 +342,9 @@ function describeSocketError(error: NodeJS.ErrnoException): string {
 /** Opens a connection; rejects with an {@link AttemptError} (connect: true) on failure or after `timeoutMs`. */
 function connect(backend: Backend, timeoutMs: number): Promise<net.Socket> {
   return connectWithin({ host: backend.host, port: backend.port, noDelay: true }, timeoutMs).catch((error: NodeJS.ErrnoException) => {
-    throw error instanceof ConnectTimeoutError
-      ? new AttemptError(`connect timed out after ${timeoutMs} ms`, { connect: true, timeout: true })
-      : new AttemptError(describeSocketError(error), { connect: true });
+    if (error instanceof ConnectTimeoutError) throw new AttemptError(`connect timed out after ${timeoutMs} ms`, { connect: true, timeout: true });
+    if (LOCAL_ERRORS.has(error.code ?? '')) throw new AttemptError(`the balancer cannot open a connection (${error.code}: out of descriptors or memory)`, { local: true });
+    throw new AttemptError(describeSocketError(error), { connect: true });
   });
 }
 
@@ -389,7 +403,7 @@ export function checkBackend(backend: { host: string; port: number }, checkPath:
       resolve(error);
     };
     const timer = setTimeout(() => done(`no answer within ${timeoutMs} ms`), timeoutMs);
-    socket.on('error', (error: NodeJS.ErrnoException) => done(describeSocketError(error)));
+    socket.on('error', (error: NodeJS.ErrnoException) => done(LOCAL_ERRORS.has(error.code ?? '') ? NO_VERDICT : describeSocketError(error)));
     socket.on('end', () => done('connection closed before a status line'));
     socket.on('close', () => done('connection closed before a status line'));
     socket.on('data', (chunk: Buffer) => {
@@ -475,7 +489,8 @@ export function createBalancer({
 
   async function checkOne(backend: Backend): Promise<void> {
     const error = await checkBackend(backend, checkPath, checkTimeoutMs);
-    if (!stopping) note(backend, error === undefined, error ?? '', 'check');
+    // Out of descriptors here says nothing of the backend: the check is not counted.
+    if (!stopping && error !== NO_VERDICT) note(backend, error === undefined, error ?? '', 'check');
   }
 
   function schedule(backend: Backend, delay: number): void {
@@ -657,7 +672,7 @@ export function createBalancer({
         const { error } = result;
         failures.push(`${backend.name}: ${error.message}`);
         if (error.connect) note(backend, false, error.message, 'request');
-        else unreachable = false;
+        else if (!error.local) unreachable = false;
         if (result.answered) {
           // Part of the response reached the client: nothing else can be said on this connection.
           accessLog(`${line} -> ${backend.label} aborted ${elapsed(started)} ms (${error.message})`);
