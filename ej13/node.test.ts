@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, tsx } from '../lib/fixtures/spawn.ts';
+import { freePorts } from '../lib/fixtures/ports.ts';
 import { FrameReader } from '../lib/pdu.ts';
 import { Frame } from './protocol.ts';
 import {
@@ -87,17 +88,6 @@ t.test('checkDestinations() refuses this node itself and unconfigured ids, namin
 // ---------------------------------------------------------------------------
 // In-process rings
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
 
 interface Ring {
   nodes: RingNode[];

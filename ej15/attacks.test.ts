@@ -12,34 +12,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { Child, run, tsx } from '../lib/fixtures/spawn.ts';
+import { freePorts } from '../lib/fixtures/ports.ts';
 import { IndexNode, fetchList, type NodeOptions } from './node.ts';
 import { MAX_LIST_BYTES } from './protocol.ts';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 const EVIL = 'eeeeeeeeeeeeeeee';
 
-/** Ports free for UDP on the wildcard address and TCP on 127.0.0.1, all held until every one is chosen. */
-async function freePorts(count: number): Promise<number[]> {
-  const held: (() => Promise<void>)[] = [];
-  const ports: number[] = [];
-  while (ports.length < count) {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as net.AddressInfo).port;
-    held.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const socket = dgram.createSocket('udp4');
-    const bound = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '0.0.0.0', () => resolve(true));
-    });
-    if (bound) {
-      held.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
-      ports.push(port);
-    }
-  }
-  await Promise.all(held.map((release) => release()));
-  return ports;
-}
 
 async function folder(t: Tap.Test, docs: string[]): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ej15-attack-'));

@@ -9,21 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { Child, run, tsx } from '../lib/fixtures/spawn.ts';
+import { freePorts } from '../lib/fixtures/ports.ts';
 import { type Index } from './index.ts';
 import { IndexNode, type NodeOptions } from './node.ts';
 
-/** A port free for UDP on the wildcard address and TCP on 127.0.0.1. */
-async function freePorts(count: number): Promise<number[]> {
-  const sockets = await Promise.all(
-    Array.from({ length: count }, () => new Promise<dgram.Socket>((resolve) => {
-      const socket = dgram.createSocket('udp4');
-      socket.bind(0, '0.0.0.0', () => resolve(socket));
-    })),
-  );
-  const ports = sockets.map((s) => s.address().port);
-  await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
 
 async function folders(t: Tap.Test, files: Record<string, string[]>): Promise<Record<string, string>> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ej15-'));
