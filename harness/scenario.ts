@@ -38,6 +38,21 @@ export interface Requirement {
   root?: boolean;
   /** Upper bound on the whole requirement, processes included. */
   timeoutMs?: number;
+  /**
+   * Which tier it grades (CONTRACT: how the harness grades). `assignment`
+   * (the default): observable through the assignment's command lines, file
+   * names, files and defaults alone, so every submission is graded on it.
+   * `beyond`: one of this project's extras, graded only for a target whose
+   * manifest declares every one of {@link features}; otherwise `n/a`.
+   */
+  tier?: 'assignment' | 'beyond';
+  /**
+   * What a beyond requirement needs the target to have declared (`features`
+   * in its manifest): the option or format it uses, named as the option is
+   * (`--root`, `--json`) or as the format is (`pdu:project`). Empty for the
+   * assignment tier.
+   */
+  features?: readonly string[];
   run(ctx: Context): Promise<void>;
 }
 
