@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Test } from 'tap';
 import { which } from 'zx';
 import { type Exit, Proc, Supervisor, freePort, waitReady } from './proc.ts';
-import type { Target } from './target.ts';
+import { type Target, declaresAll } from './target.ts';
 
 /** A real program a requirement talks to, and how to get it on Debian. */
 export interface Peer {
@@ -190,6 +190,16 @@ export class Context {
     const command = this.target.roles.get(this.exercise)?.get(role);
     if (!command) throw new Error(`Target '${this.target.name}' has no role ${role} in [${this.exercise}]`);
     return command;
+  }
+
+  /** Whether the target declares `feature` (a beyond option or format) for this exercise. */
+  feature(feature: string): boolean {
+    return declaresAll(this.target, this.exercise, [feature]);
+  }
+
+  /** What the target declares for `key` of this exercise (`[ejNN.declare]`), if anything. */
+  declared(key: string): string | undefined {
+    return this.target.declared.get(this.exercise)?.get(key);
   }
 
   /** A port free for TCP and UDP, from the requirement's pool while it lasts. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { loadScenarios, runScenarios } from './run.ts';
-import { loadTarget, ROOT, splitCommand } from './target.ts';
+import { declaresAll, loadTarget, ROOT, splitCommand } from './target.ts';
 
 t.test('splitCommand splits on runs of white space', async (t) => {
   t.same(splitCommand('python3 server_tcp_echo.py'), ['python3', 'server_tcp_echo.py']);
@@ -118,4 +118,33 @@ t.test('a manifest without the exercise section: its requirements are skipped, n
       ['udp-text', 'skip', "target 'partial' has no role udp-server, udp-client in [ej01]"],
     ],
   );
+});
+
+t.test('loadTarget reads features and declarations: [target] for all, [ejNN] for one, [ejNN.declare] for open inputs', async (t) => {
+  const dir = t.testdir({
+    'mine.ini': [
+      '[target]',
+      'features = --json',
+      '[ej06]',
+      'server = python3 ejer6.py',
+      'features = --root, --tz',
+      '[ej10]',
+      'server = python3 server_utc.py',
+      '[ej10.declare]',
+      'transport = tcp',
+      'get = --file {submission}/x',
+      '',
+    ].join('\n'),
+  });
+  const target = loadTarget(path.join(dir, 'mine.ini'), dir);
+  t.same([...(target.features.get('ej06') ?? [])].sort(), ['--json', '--root', '--tz']);
+  t.same([...(target.features.get('ej10') ?? [])], ['--json']);
+  t.same([...(target.roles.get('ej06')?.keys() ?? [])], ['server'], 'features is not a role');
+  t.same([...(target.roles.get('ej10')?.keys() ?? [])], ['server'], 'declare is not a role');
+  t.equal(target.declared.get('ej10')?.get('transport'), 'tcp');
+  t.equal(target.declared.get('ej10')?.get('get'), `--file ${dir}/x`, '{submission} is filled in declarations too');
+  t.ok(declaresAll(target, 'ej06', ['--root', '--json']));
+  t.notOk(declaresAll(target, 'ej10', ['--root']));
+  t.ok(declaresAll(loadTarget('node'), 'ej06', ['--root', 'pdu:project']), 'this project declares everything (*)');
+  t.notOk(declaresAll(loadTarget('python', dir), 'ej06', ['--root']), 'a submission declares nothing unless its manifest says so');
 });
