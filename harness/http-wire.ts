@@ -17,6 +17,29 @@ export interface RawResponse {
   /** Lower-cased names; repeated fields joined with `, `. */
   headers: Record<string, string>;
   body: Buffer;
+  /**
+   * What the response did that RFC 9112 allows a recipient to accept but a
+   * sender should not do (bare LF line endings, §2.2), or that is worth
+   * saying (a body delimited by the close, §6.3). Tolerated as curl, wget
+   * and Chromium tolerate them: a requirement notes them, and fails on them
+   * only when it is about them.
+   */
+  deviations: string[];
+}
+
+/** Where the head that starts at `offset` ends: the blank line, CRLF or bare LF (RFC 9112 §2.2). */
+function headEnd(bytes: Buffer, offset: number): { end: number; next: number } | undefined {
+  for (let at = bytes.indexOf(0x0a, offset); at >= 0; at = bytes.indexOf(0x0a, at + 1)) {
+    // A line feed followed by a blank line: LF LF, or LF CR LF.
+    if (bytes[at + 1] === 0x0a) return { end: at, next: at + 2 };
+    if (bytes[at + 1] === 0x0d && bytes[at + 2] === 0x0a) return { end: at, next: at + 3 };
+  }
+  return undefined;
+}
+
+/** Notes each deviation of `response` on `t` (a comment, not a failure). */
+export function noteDeviations(t: { comment(...args: unknown[]): void }, response: RawResponse | undefined, what = 'the response'): void {
+  for (const deviation of response?.deviations ?? []) t.comment(`note: ${what}: ${deviation} (tolerated, as curl and browsers do)`);
 }
 
 /**
@@ -56,18 +79,26 @@ export async function rawExchange(host: string, port: number, request: string | 
 }
 
 /**
- * Splits bytes into the responses they hold, in order. A body is taken by
- * Content-Length; responses to HEAD (say which with `methods`), 1xx, 204 and
- * 304 have none; without a length the body runs to the end. Stops at the
+ * Splits bytes into the responses they hold, in order, as tolerantly as
+ * curl, wget and Chromium read them: lines may end in bare LF (RFC 9112
+ * §2.2), noted in `deviations`. A body is taken by Content-Length;
+ * responses to HEAD (say which with `methods`), 1xx, 204 and 304 have none;
+ * without a length the body runs to the end (an HTTP/1.0 body ended by
+ * close), noted too. Stops at the
  * first thing that is not a response, returning what is left in `rest`.
  */
 export function splitResponses(bytes: Buffer, methods: string[] = []): { responses: RawResponse[]; rest: Buffer } {
   const responses: RawResponse[] = [];
   let offset = 0;
   while (offset < bytes.length) {
-    const end = bytes.indexOf('\r\n\r\n', offset, 'latin1');
-    if (end < 0) break;
-    const lines = bytes.subarray(offset, end).toString('latin1').split('\r\n');
+    const found = headEnd(bytes, offset);
+    if (!found) break;
+    const head = bytes.subarray(offset, found.end).toString('latin1');
+    const lines = head.split(/\r?\n/);
+    const deviations: string[] = [];
+    const terminators = bytes.subarray(offset, found.next).toString('latin1');
+    const bareLf = (terminators.match(/\n/g)?.length ?? 0) - (terminators.match(/\r\n/g)?.length ?? 0);
+    if (bareLf > 0) deviations.push(`its head has ${bareLf} line${bareLf === 1 ? '' : 's'} ended by a bare LF, not CRLF (RFC 9112 §2.2)`);
     const statusLine = lines[0] ?? '';
     const match = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine);
     if (!match) break;
@@ -81,12 +112,16 @@ export function splitResponses(bytes: Buffer, methods: string[] = []): { respons
     }
     const status = Number(match[1]);
     const method = methods[responses.length] ?? 'GET';
-    let bodyEnd = end + 4;
+    let bodyEnd = found.next;
     if (method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304) {
       const length = headers['content-length'];
-      bodyEnd = length !== undefined && /^\d+$/.test(length) ? Math.min(bytes.length, end + 4 + Number(length)) : bytes.length;
+      if (length !== undefined && /^\d+$/.test(length)) bodyEnd = Math.min(bytes.length, found.next + Number(length));
+      else {
+        bodyEnd = bytes.length;
+        if (!/chunked/i.test(headers['transfer-encoding'] ?? '')) deviations.push('its body has no Content-Length and was ended by close (RFC 9112 §6.3)');
+      }
     }
-    responses.push({ status, statusLine, headers, body: bytes.subarray(end + 4, bodyEnd) });
+    responses.push({ status, statusLine, headers, body: bytes.subarray(found.next, bodyEnd), deviations });
     offset = bodyEnd;
   }
   return { responses, rest: bytes.subarray(offset) };
