@@ -4,7 +4,9 @@
  * host with one veth interface, all plugged into one Linux bridge that lives
  * in a namespace of its own (the switch). Host i has 10.78.0.(i+1)/24; the
  * segment's broadcast address is 10.78.0.255. These addresses exist only
- * inside the namespaces.
+ * inside the namespaces. Each host's default route is its segment device
+ * (no gateway), so the limited broadcast 255.255.255.255 leaves by the
+ * segment too, and nothing can be routed beyond the bridge.
  *
  * ```ts
  * const reason = await segmentSupport();        // undefined, or why it cannot run
@@ -95,6 +97,11 @@ export async function createSegment(count: number): Promise<Segment> {
       await run('ip', ['-n', host.ns, 'addr', 'add', `${host.address}/24`, 'brd', SEGMENT_BROADCAST, 'dev', host.device]);
       await run('ip', ['-n', host.ns, 'link', 'set', host.device, 'up']);
       await run('ip', ['-n', host.ns, 'link', 'set', 'lo', 'up']);
+      // A default route through the segment's own device, no gateway: a send to
+      // 255.255.255.255 from an unbound socket (Python's '<broadcast>') needs a
+      // route or fails with ENETUNREACH. It leads only to the bridge: any other
+      // address is asked for by ARP on the segment and never answered.
+      await run('ip', ['-n', host.ns, 'route', 'add', 'default', 'dev', host.device]);
     }
   } catch (error) {
     await destroy();
