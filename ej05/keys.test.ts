@@ -4,7 +4,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import nacl from 'tweetnacl';
 import { exitStatus } from './client.ts';
-import { addUser, checkKnownHost, checkUserName, loadOrCreateHostKey, LoginLimiter, lookupKnownHost, pinKnownHost, verifyPassword } from './keys.ts';
+import { addUser, checkKnownHost, prepareFolder, checkUserName, loadOrCreateHostKey, LoginLimiter, lookupKnownHost, pinKnownHost, verifyPassword } from './keys.ts';
 import { decodeMessage, encodeMessage, payloadJson, RUN } from './protocol.ts';
 import { isPersistentCd } from './server.ts';
 
@@ -15,7 +15,12 @@ async function tempDir(t: Test): Promise<string> {
 }
 
 t.test('loadOrCreateHostKey() creates a 0600 key once, then loads the same one', async (t) => {
-  const file = path.join(await tempDir(t), 'sub', 'host_key');
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'sub', 'host_key');
+  await t.rejects(prepareFolder(file, 'the host key', { create: false }), { message: `Cannot write the host key ${file}: the folder ${path.join(dir, 'sub')} does not exist; create it first (mkdir -p ${path.join(dir, 'sub')}) or name a file in a folder that exists` }, 'a missing folder is refused, by name');
+  t.equal(await prepareFolder(file, 'the host key', { create: true }), path.join(dir, 'sub'), 'or created when asked, and returned');
+  t.equal((await stat(path.join(dir, 'sub'))).mode & 0o777, 0o700, 'mode 0700');
+  t.equal(await prepareFolder(file, 'the host key', { create: false }), undefined, 'a folder that exists is left alone');
   const first = await loadOrCreateHostKey(file);
   t.ok(first.created);
   t.equal((await stat(file)).mode & 0o777, 0o600, 'mode 0600');

@@ -14,7 +14,7 @@
  * @module
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import nacl from 'tweetnacl';
@@ -36,8 +36,8 @@ export class UnprotectedKeyError extends Error {
 }
 
 /**
- * Loads the server's Ed25519 host key from `file`, creating it (mode 0600,
- * in a folder of mode 0700) on first start. Returns the key pair and whether
+ * Loads the server's Ed25519 host key from `file`, creating it (mode 0600;
+ * its folder must exist, see {@link prepareFolder}) on first start. Returns the key pair and whether
  * it was just made. A key file that its group or others can read is refused
  * ({@link UnprotectedKeyError}).
  */
@@ -56,7 +56,6 @@ export async function loadOrCreateHostKey(file: string): Promise<{ keyPair: nacl
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     const keyPair = nacl.sign.keyPair();
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await writeFile(file, `${util.encodeBase64(keyPair.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
     return { keyPair, created: true };
   }
@@ -191,7 +190,40 @@ export function checkUserName(name: string): string {
   return name;
 }
 
-/** Adds `name` to the users file, or replaces its password; the file stays mode 0600. */
+/**
+ * A missing folder for a file about to be written, refused or created. The
+ * program's own folder (`~/.ej05`, when `create` is set) is created mode
+ * 0700 and returned, as ssh creates `~/.ssh`; any other missing folder is
+ * refused with a {@link TypeError} that names it, as htpasswd and ssh-keygen
+ * refuse one: a mistyped path must not quietly grow a tree of folders.
+ * `what` names the file in the message ("the users file").
+ */
+export async function prepareFolder(file: string, what: string, { create }: { create: boolean }): Promise<string | undefined> {
+  const dir = path.dirname(path.resolve(file));
+  const found = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (found?.isDirectory()) return undefined;
+  if (found) throw new TypeError(`Cannot write ${what} ${file}: ${dir} is not a folder`);
+  if (!create) throw new TypeError(`Cannot write ${what} ${file}: the folder ${dir} does not exist; create it first (mkdir -p ${dir}) or name a file in a folder that exists`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** How many users the users file holds: 0 when it does not exist. */
+export async function countUsers(file: string): Promise<number> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+  return text.split('\n').filter((line) => line.trim() !== '').length;
+}
+
+/**
+ * Adds `name` to the users file, or replaces its password; the file stays
+ * mode 0600. Its folder must exist ({@link prepareFolder}).
+ */
 export async function addUser(file: string, name: string, password: string): Promise<'added' | 'replaced'> {
   checkUserName(name);
   if (password === '') throw new TypeError('Refusing an empty password');
@@ -202,7 +234,6 @@ export async function addUser(file: string, name: string, password: string): Pro
   const others = text.split('\n').filter((line) => line.trim() !== '' && line.split(':')[0] !== name);
   const replaced = others.length < text.split('\n').filter((line) => line.trim() !== '').length;
   const line = await hashPassword(name, password);
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written aside and renamed: a crash never leaves a half-written users file.
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, [...others, line].join('\n') + '\n', { mode: 0o600 });

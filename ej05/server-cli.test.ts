@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -80,4 +81,54 @@ t.test('the session log is forced to mode 0600, and a failed login never logs th
   t.match(log, /login failed: an unknown user name \(20 characters, not logged\)/, 'the log says an unknown name was tried');
   t.match(log, /login failed: user ana/, 'a user that exists is named');
   t.match(log, /^an older line$/m, 'the older lines are kept');
+});
+
+t.test('--add-user refuses a --users file in a folder that does not exist, naming the folder, and creates nothing', async (t) => {
+  const f = await files(t);
+  const missing = path.join(f.dir, 'no', 'such');
+  const result = await run(tsx('ej05/server.ts', '--add-user', 'bea', '--users', path.join(missing, 'users')), { input: 'pw\n' });
+  t.equal(result.code, 1, `exit 1 (stdout ${JSON.stringify(result.stdout)})`);
+  t.match(result.stderr, `the folder ${missing} does not exist`, 'the sentence names the missing folder');
+  t.match(result.stderr, `mkdir -p ${missing}`, 'and says how to make it');
+  t.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+  t.notMatch(result.stderr, /^\s+at /m, 'no stack trace');
+  t.notOk(existsSync(path.join(f.dir, 'no')), 'no folder was created');
+});
+
+t.test('--add-user with --users naming a folder says so in one sentence (was EISDIR and a stack trace)', async (t) => {
+  const f = await files(t);
+  const result = await run(tsx('ej05/server.ts', '--add-user', 'bea', '--users', f.dir), { input: 'pw\n' });
+  t.equal(result.code, 1, 'exit 1');
+  t.match(result.stderr, `${f.dir} is a folder`, 'names the input and what is wrong');
+  t.notMatch(result.stderr, /^\s+at |internal error/m, 'no stack trace');
+});
+
+t.test('--add-user with the default --users creates ~/.ej05 (mode 700) and says so, as ssh creates ~/.ssh', async (t) => {
+  const f = await files(t);
+  const child = new Child(tsx('ej05/server.ts', '--add-user', 'bea'), { input: 'pw\n', env: { HOME: f.dir } });
+  t.teardown(() => child.kill());
+  const result = await child.exited;
+  const folder = path.join(f.dir, '.ej05');
+  t.equal(result.code, 0, `exit 0 (${result.stderr.trim()})`);
+  t.equal((await stat(folder)).mode & 0o777, 0o700, 'the folder is mode 700');
+  t.match(result.stdout, `Created folder ${folder}`, 'the creation is said');
+  t.match(result.stdout, `Added user bea in ${path.join(folder, 'users')}`, 'and the user added');
+});
+
+t.test('a server with no users warns on stderr with the command that adds one; one with users does not', async (t) => {
+  const f = await files(t);
+  const empty = path.join(f.dir, 'nobody');
+  const { child } = await serve(t, ['--users', empty, '--host-key', f.hostKey]);
+  const [line] = await child.waitFor(/.*no users.*/, 30_000, 'stderr');
+  t.match(line, `--add-user NAME --users ${empty}`, `the warning names the command (${line})`);
+  t.match(line, /ej05\/server\.ts --add-user/, 'with the script to run');
+  const withUsers = await serve(t, ['--users', f.users, '--host-key', f.hostKey]);
+  await withUsers.child.waitFor(/host key/, 30_000, 'stderr');
+  t.notMatch(withUsers.child.stderr, /no users/, 'a users file with ana: no warning');
+});
+
+t.test('-h lists the exit statuses', async (t) => {
+  const result = await run(tsx('ej05/server.ts', '-h'));
+  t.equal(result.code, 0);
+  t.match(result.stdout, /^Exit status: 0 .*, 1 .*, 2 bad usage, 130 /m, `one "Exit status:" line (${result.stdout.split('\n').at(-2)})`);
 });

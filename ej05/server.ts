@@ -36,13 +36,15 @@ import { appendFileSync, fchmodSync, fstatSync, openSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type nacl from 'tweetnacl';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { fingerprint, secureServer, type SecureSocket } from '../lib/secure-channel.ts';
+import { isDeno } from '../lib/udp-buffers.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { addUser, checkUserName, homeDir, loadOrCreateHostKey, LoginLimiter, userExists, verifyPassword } from './keys.ts';
+import { addUser, checkUserName, countUsers, homeDir, loadOrCreateHostKey, LoginLimiter, prepareFolder, UnprotectedKeyError, userExists, verifyPassword } from './keys.ts';
 import * as P from './protocol.ts';
 import { LineQueue, readTerminalLine } from './tty.ts';
 
@@ -405,8 +407,8 @@ const command = defineCommand({
     host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
     port: { type: 'string', default: '5005', help: 'port to listen on; 0 picks a free one' },
     log: { type: 'string', help: 'append a log of every session (logins, commands, exit codes, output; never passwords) to LOG' },
-    'host-key': { type: 'string', metavar: 'FILE', default: '~/.ej05/host_ed25519_key', help: 'Ed25519 host key, created on first start' },
-    users: { type: 'string', metavar: 'FILE', default: '~/.ej05/users', help: 'users file (salted scrypt hashes)' },
+    'host-key': { type: 'string', metavar: 'FILE', default: '~/.ej05/host_ed25519_key', help: 'Ed25519 host key, created on first start (its folder must exist; ~/.ej05 is created)' },
+    users: { type: 'string', metavar: 'FILE', default: '~/.ej05/users', help: 'users file (salted scrypt hashes; its folder must exist; ~/.ej05 is created)' },
     workdir: { type: 'string', metavar: 'DIR', help: "directory every session starts in (default: the server user's home)" },
     'add-user': { type: 'string', metavar: 'NAME', help: 'add NAME to the users file (or change its password) and exit; the password is read without echo, or from stdin' },
     'max-failures': { type: 'string', metavar: 'N', default: '5', help: 'failed logins from one address before it is refused' },
@@ -418,8 +420,40 @@ const command = defineCommand({
     'per-source-max-startups': { type: 'string', metavar: 'N', default: String(LIMITS.perSourceMaxStartups), help: "connections not yet logged in from one address (sshd's PerSourceMaxStartups)" },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.\nCommands run as the user running this server.',
+  epilog: `Prints "listening on HOST:PORT (tcp)" on stdout when ready, and a warning on stderr when no user can log in.
+Ctrl-C stops it. Commands run as the user running this server.
+Exit status: 0 stopped by Ctrl-C or SIGTERM (or --add-user done), 1 cannot listen, or a host key, users file or log it cannot use, 2 bad usage, 130 a second Ctrl-C.`,
 });
+
+/** The defaults of the file options, as `-h` shows them. */
+const DEFAULTS = { users: '~/.ej05/users', hostKey: '~/.ej05/host_ed25519_key' } as const;
+
+/** An fs error on `file` in words: a folder, a missing folder, no permission, else its code. */
+function fileProblem(error: NodeJS.ErrnoException, file: string): string {
+  if (error.code === 'EISDIR') return `${file} is a folder; name a file (for example ${path.join(file, 'users')})`;
+  if (error.code === 'EACCES' || error.code === 'EPERM') return 'permission denied';
+  if (error.code === 'ENOENT') return `the folder ${path.dirname(file)} does not exist`;
+  if (error.code === 'ENOTDIR') return `a part of the path ${file} is not a folder`;
+  return error.code ?? error.message;
+}
+
+/**
+ * Runs a step on the server's files, turning what a user can fix into one
+ * sentence (exit 1): {@link prepareFolder}'s refusals as they stand, an fs
+ * error on `file` as "cannot write WHAT FILE: why".
+ */
+async function fileStep<T>(step: () => Promise<T>, what?: string, file?: string): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (what && file && typeof code === 'string') throw new CliError(`cannot use ${what} ${file}: ${fileProblem(error as NodeJS.ErrnoException, file)}`);
+    if (error instanceof TypeError || error instanceof SyntaxError || error instanceof RangeError || error instanceof UnprotectedKeyError) {
+      throw new CliError(error.message.replace(/^Cannot/, 'cannot'));
+    }
+    throw error;
+  }
+}
 
 function expandHome(file: string): string {
   return file.startsWith('~/') ? path.join(homeDir(), file.slice(2)) : file;
@@ -449,7 +483,11 @@ async function main(argv: string[]): Promise<number | void> {
     } catch (error) {
       throw new UsageError(`argument --add-user: ${(error as Error).message}`);
     }
-    const what = await addUser(usersFile, name, await readNewPassword());
+    // Checked before the password is asked: a wrong path is said at once.
+    const created = await fileStep(() => prepareFolder(usersFile, 'the users file', { create: usersFile === expandHome(DEFAULTS.users) }));
+    if (created) process.stdout.write(`Created folder ${created} (mode 700) for the users file\n`);
+    const password = await readNewPassword();
+    const what = await fileStep(() => addUser(usersFile, name, password), 'the users file', usersFile);
     process.stdout.write(`${what === 'added' ? 'Added' : 'Changed the password of'} user ${name} in ${usersFile}\n`);
     return 0;
   }
@@ -467,10 +505,22 @@ async function main(argv: string[]): Promise<number | void> {
   if (workdir && !(await stat(workdir).catch(() => undefined))?.isDirectory()) throw new UsageError(`argument --workdir: ${workdir} is not a directory`);
 
   const hostKeyFile = expandHome(opts['host-key']);
-  const { keyPair, created } = await loadOrCreateHostKey(hostKeyFile).catch((error: Error) => {
-    throw new CliError(error.message);
-  });
+  const keyFolder = await fileStep(() => prepareFolder(hostKeyFile, 'the host key', { create: hostKeyFile === expandHome(DEFAULTS.hostKey) }));
+  if (keyFolder) log(`created folder ${keyFolder} (mode 700) for the host key`);
+  const { keyPair, created } = await fileStep(() => loadOrCreateHostKey(hostKeyFile), 'the host key', hostKeyFile);
   log(`${created ? 'created' : 'loaded'} host key ${hostKeyFile}: ED25519 ${fingerprint(keyPair.publicKey)}`);
+  // Said even with --quiet: a server nobody can log in to is a mistake, not an event.
+  const users = await countUsers(usersFile).catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read the users file ${usersFile}: ${fileProblem(error, usersFile)}`);
+  });
+  if (users === 0) {
+    const runner = isDeno ? 'npx deno run -A' : 'npx tsx';
+    const script = path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'server.ts';
+    const usersArg = usersFile === expandHome(DEFAULTS.users) ? '' : ` --users ${usersFile}`;
+    createLogger('ej05-server')(
+      `warning: no users in ${usersFile}, so nobody can log in; add one with: ${runner} ${script} --add-user NAME${usersArg} (this server sees it at once)`,
+    );
+  }
   let audit: AuditLog | undefined;
   if (opts.log !== undefined) {
     try {
