@@ -28,7 +28,8 @@
  *
  * Ctrl-C interrupts the running command (the server stops its process
  * group); at the prompt it clears the line. `exit` or Ctrl-D ends the
- * session. The exit status is the last command's, as with ssh; 1 when the
+ * session; on a terminal the client then says "Connection to HOST:PORT
+ * closed.", as ssh does. The exit status is the last command's, as with ssh; 1 when the
  * session could not be opened or broke (a changed host key, a tampered frame).
  *
  * @module
@@ -181,7 +182,7 @@ const command = defineCommand({
   options: {
     host: { type: 'string', default: '127.0.0.1', help: 'server address' },
     port: { type: 'string', default: '5005', help: 'server port' },
-    user: { type: 'string', help: 'user name (asked when omitted)' },
+    user: { type: 'string', metavar: 'NAME', help: 'user name (asked when omitted)' },
     'known-hosts': { type: 'string', metavar: 'FILE', default: '~/.ej05/known_hosts', help: 'pinned host keys' },
     'accept-new': {
       type: 'boolean',
@@ -192,7 +193,9 @@ const command = defineCommand({
   epilog:
     'From a pipe, standard input gives the user name (unless --user), the password, then one command per line;\n' +
     'an unknown host key is then refused unless --accept-new.\n' +
-    'Exit status: the last command\'s; 1 when the session could not be opened or broke; 2 bad usage.',
+    'Ctrl-C stops the running command; at the prompt it clears the line. `exit` or Ctrl-D ends the session\n' +
+    '(on a terminal: "Connection to HOST:PORT closed.").\n' +
+    "Exit status: the last command's, as ssh; 1 the session could not be opened, the login was refused, or it broke; 2 bad usage; 130 Ctrl-C outside a terminal.",
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -217,7 +220,10 @@ async function main(argv: string[]): Promise<number> {
   channel.once('broken', (error) => channel.send(P.encodeMessage(P.DISCONNECT, error.message)));
   const inbox = new Inbox(channel);
   try {
-    return await session(channel, inbox, { ask, interactive, piped, where, user: opts.user });
+    const status = await session(channel, inbox, { ask, interactive, piped, where, user: opts.user });
+    // As ssh on a terminal: the session's end is said, whether by exit or Ctrl-D.
+    if (interactive) process.stderr.write(`Connection to ${where} closed.\n`);
+    return status;
   } finally {
     channel.end();
     process.stdin.destroy();
