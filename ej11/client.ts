@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
@@ -55,13 +55,22 @@ function randomConnection(): number {
   return Math.floor(Math.random() * 2 ** 32);
 }
 
-/** A UDP socket bound for talking to `host`. */
-async function openSocket(host: string): Promise<dgram.Socket> {
+/**
+ * A UDP socket connected to `host`:`port`: the kernel then passes on an ICMP
+ * port unreachable as ECONNREFUSED (the socket's 'error' event), so a closed
+ * port is refused at once instead of waited out; and only that peer's
+ * datagrams reach it.
+ */
+async function openSocket(host: string, port: number): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: udpType(host), ...udpBufferOptions(4 << 20) });
   await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, () => {
-      socket.off('error', reject);
+    const fail = (error: NodeJS.ErrnoException) => {
+      socket.close();
+      reject(describeConnectError(error, formatAddress(host, port)));
+    };
+    socket.once('error', fail);
+    socket.connect(port, host, () => {
+      socket.off('error', fail);
       resolve();
     });
   });
@@ -83,7 +92,7 @@ async function transfer(
   },
 ): Promise<ConnectionStats> {
   const where = formatAddress(options.host, options.port);
-  const socket = await openSocket(options.host);
+  const socket = await openSocket(options.host, options.port);
   const connection = randomConnection();
   let conn: Connection | undefined;
   return new Promise<ConnectionStats>((resolve, reject) => {
@@ -115,7 +124,7 @@ async function transfer(
         connection,
         ...(isn === undefined ? {} : { isn }),
         ...(token ? { synFlags: Flag.TOKEN } : {}),
-        send: (bytes) => socket.send(bytes, options.port, options.host, () => {}),
+        send: (bytes) => socket.send(bytes, () => {}),
         onMessage: handlers.onMessage,
         ...(handlers.onAck ? { onAck: handlers.onAck } : {}),
         ...(handlers.pull ? { pull: handlers.pull } : {}),
@@ -378,6 +387,25 @@ export async function putTcp(file: string, name: string, options: TransferOption
   }
 }
 
+/**
+ * Refuses, before anything is asked of the server, an output that cannot be
+ * written: a folder that does not exist or cannot be written to, or a folder
+ * named as the file. `label` is how the user named it.
+ */
+export function checkOutput(out: string, label: string): void {
+  const stat = statSync(out, { throwIfNoEntry: false });
+  if (stat?.isDirectory()) throw new CliError(`cannot write ${label}: it is a folder (name a file, e.g. -o ${path.join(out, 'NAME')})`, 2);
+  const dir = path.dirname(out);
+  const dirStat = statSync(dir, { throwIfNoEntry: false });
+  if (!dirStat) throw new CliError(`cannot write ${label}: the folder ${dir} does not exist (create it, or choose another -o)`, 2);
+  if (!dirStat.isDirectory()) throw new CliError(`cannot write ${label}: ${dir} is not a folder (choose another -o)`, 2);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new CliError(`cannot write ${label}: no permission to write in ${dir} (choose another -o)`, 2);
+  }
+}
+
 const command = defineCommand({
   name: 'client.ts',
   summary: 'Gets or puts a file over reliable UDP (or TCP with --tcp), checking its SHA-256.',
@@ -395,7 +423,8 @@ const command = defineCommand({
     json: { type: 'boolean', help: 'print the result as JSON' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
   },
-  epilog: 'Exactly one of --get and --put. Exit status: 0 done and verified, 1 failed, 2 bad argument.',
+  epilog: `Exactly one of --get and --put.
+Exit status: 0 done and verified, 1 failed (refused, nothing listening, silent, reset, damaged), 2 bad argument (an -o that cannot be written too), 130 interrupted by Ctrl-C.`,
 });
 
 async function main(argv: string[]): Promise<void> {
@@ -422,11 +451,12 @@ async function main(argv: string[]): Promise<void> {
     };
   }
   const name = opts.get ?? path.basename(opts.put as string);
+  const out = opts.get === undefined ? undefined : (opts.output ?? path.basename(opts.get));
+  if (out !== undefined) checkOutput(out, opts.output === undefined ? `${out} (in the working folder)` : `-o ${out}`);
   let result: TransferResult;
   try {
     if (opts.get !== undefined) {
-      const out = opts.output ?? path.basename(opts.get);
-      result = await (opts.tcp ? getTcp : getUdp)(opts.get, out, options);
+      result = await (opts.tcp ? getTcp : getUdp)(opts.get, out as string, options);
     } else {
       result = await (opts.tcp ? putTcp : putUdp)(opts.put as string, opts.as ?? name, options);
     }

@@ -419,7 +419,8 @@ const command = defineCommand({
     timeout: { type: 'string', default: '10', metavar: 'SECONDS', help: 'abandon a transfer whose client is silent this long' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log transfers on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (udp)" and "(tcp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: `Prints "listening on HOST:PORT (udp)" and "(tcp)" on stdout when ready. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot bind, 2 bad usage (a --dir that is not a folder too), 130 a second Ctrl-C or transfers still open after the grace period.`,
 });
 
 async function main(argv: string[]): Promise<void> {
@@ -430,7 +431,9 @@ async function main(argv: string[]): Promise<void> {
   if (window > 65535) throw new UsageError(`argument --window: expected at most 65535 packets, got '${opts.window}'`);
   const cc = parseCc(opts.cc);
   const idleTimeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
-  if (!statSync(opts.dir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`--dir ${opts.dir}: not a folder`, 2);
+  const dirStat = statSync(opts.dir, { throwIfNoEntry: false });
+  if (!dirStat) throw new CliError(`--dir ${opts.dir}: it does not exist (create it, or name the folder to serve)`, 2);
+  if (!dirStat.isDirectory()) throw new CliError(`--dir ${opts.dir}: it is ${dirStat.isFile() ? 'a file, ' : ''}not a folder (name the folder to serve)`, 2);
   const log = createLogger('ej11-server', { quiet: opts.quiet });
 
   const socket = dgram.createSocket({ type: udpType(host), ...udpBufferOptions(4 << 20) });
