@@ -9,12 +9,12 @@
  * must see what a backend receives (X-Forwarded-For) or needs a backend
  * that misbehaves, the backend is a raw harness socket.
  *
- * The config is written to a temp folder. Most requirements pass it with
+ * The config is written to a temp folder. Beyond requirements pass it with
  * `--config FILE` and tune the health checks (`--check-interval 0.5 --fall 2
- * --rise 2`, this project's options): a target whose balancer refuses those
- * flags skips them, saying so. Two requirements use the assignment's own
- * form — config.ini in the current folder, no options — and grade any
- * submission.
+ * --rise 2`, this project's options), for targets that declare them. The
+ * assignment's requirements use its own form — config.ini with [nodo1] and
+ * [nodo2] in the current folder, no options — or `--config` only where the
+ * target declares it, and grade any submission.
  *
  * @module
  */
@@ -111,6 +111,29 @@ function commandElsewhere(ctx: Context): string[] {
   });
 }
 
+/**
+ * Starts the balancer as the target can take it: with `--config FILE` and
+ * the check tuning where the target declares `--config` (this project),
+ * else as the assignment runs it, with config.ini in a folder of its own
+ * and only `--host`/`--port`. For requirements whose checks do not depend
+ * on the health-check timing.
+ */
+async function startAnyBalancer(ctx: Context, ports: readonly number[]): Promise<{ proc: Proc; port: number }> {
+  if (ctx.feature('--config')) return startBalancer(ctx, await writeConfig(ctx, ports));
+  return startInCwd(ctx, ports);
+}
+
+/** The assignment's way: config.ini (its format, `[nodo1]`, `[nodo2]` …) in the current folder, no options but --host/--port. */
+async function startInCwd(ctx: Context, ports: readonly number[]): Promise<{ proc: Proc; port: number }> {
+  const dir = await tempDir(ctx, 'ej08-cwd-');
+  // The assignment's example has two backends: one alone is given twice, as nodo1 and nodo2.
+  await writeFile(path.join(dir, 'config.ini'), configText(ports.length === 1 ? [ports[0] as number, ports[0] as number] : ports));
+  const port = await ctx.port();
+  const proc = ctx.supervisor.start('balancer', [...commandElsewhere(ctx), '--host', ctx.host, '--port', String(port)], { cwd: dir });
+  await waitReady(proc, port, 'tcp', 20_000);
+  return { proc, port };
+}
+
 /** One GET on its own connection through the harness's sockets; status 0 when nothing came back. */
 async function fetchOnce(port: number, target: string, extra = ''): Promise<{ status: number; body: string }> {
   try {
@@ -138,7 +161,10 @@ async function rawBackend(ctx: Context, name: string, state = { status: 200 }): 
         heads.push(buffer.slice(0, end));
         buffer = buffer.slice(end + 4);
         const reason = state.status === 200 ? 'OK' : 'Service Unavailable';
-        socket.write(`HTTP/1.1 ${state.status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${name.length}\r\n\r\n${name}`);
+        const close = /^connection:[ \t]*close[ \t]*$/im.test(heads.at(-1) ?? '');
+        socket.write(`HTTP/1.1 ${state.status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${name.length}\r\n${close ? 'Connection: close\r\n' : ''}\r\n${name}`);
+        // A request that says Connection: close is the last on its connection (RFC 9112 §9.6).
+        if (close) return void socket.end();
       }
     });
   });
@@ -229,9 +255,12 @@ function checkAlive(ctx: Context, proc: Proc): void {
 }
 
 export default defineScenario('ej08', 'HTTP load balancer', [
-  cliRequirement({ balancer: [/--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ balancer: [/--host HOST/, /--port PORT/] }), tier: 'assignment' },
   {
+    // Exact round robin, seen in ej06 backends' logs, with this project's --config and check tuning; cwd-config grades the balancing itself.
     id: 'round-robin',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise'],
     title: 'three ej06 backends: 30 requests are spread 10/10/10, each backend\'s own log shows its 10',
     roles: ['balancer'],
     timeoutMs: 90_000,
@@ -261,7 +290,10 @@ export default defineScenario('ej08', 'HTTP load balancer', [
     },
   },
   {
+    // X-Forwarded-For, X-Forwarded-Proto and Via are conventions, not asked by the assignment.
     id: 'forwarded',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise', 'http:forwarded'],
     title: 'the backend sees X-Forwarded-For (the client\'s address, appended to one it sent), X-Forwarded-Proto and Via',
     roles: ['balancer'],
     async run(ctx) {
@@ -285,6 +317,8 @@ export default defineScenario('ej08', 'HTTP load balancer', [
   },
   {
     id: 'failover',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise'],
     title: 'a backend killed under load (300 requests, 3 at a time): no request fails once it is detected, and it gets none; restarted, it is used again',
     roles: ['balancer'],
     timeoutMs: 120_000,
@@ -340,6 +374,8 @@ export default defineScenario('ej08', 'HTTP load balancer', [
   },
   {
     id: 'health-check',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise'],
     title: 'active health checks: a backend answering 503 is taken out (it gets no requests), and put back once it answers 200 again',
     roles: ['balancer'],
     timeoutMs: 90_000,
@@ -367,6 +403,8 @@ export default defineScenario('ej08', 'HTTP load balancer', [
   },
   {
     id: 'all-down',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise'],
     title: 'no backend alive: 503 with an HTML page that says so',
     roles: ['balancer'],
     async run(ctx) {
@@ -382,7 +420,9 @@ export default defineScenario('ej08', 'HTTP load balancer', [
     },
   },
   {
+    // --config only where declared; otherwise config.ini in the cwd, as the assignment runs it.
     id: 'large-file',
+    tier: 'assignment',
     title: 'curl downloads a 1 MiB file through the balancer byte-identical (sha256), twice (two backends)',
     roles: ['balancer'],
     peers: [PEERS.curl],
@@ -392,7 +432,7 @@ export default defineScenario('ej08', 'HTTP load balancer', [
       const roots = await makeRoots(ctx, 2, { 'random.bin': data });
       const ports = [await ctx.port(), await ctx.port()];
       await Promise.all(ports.map((p, i) => startBackend(ctx, `backend-${i + 1}`, p, roots[i] as string)));
-      const { proc, port } = await startBalancer(ctx, await writeConfig(ctx, ports));
+      const { proc, port } = await startAnyBalancer(ctx, ports);
       for (const round of [1, 2]) {
         const run = await ctx.exec('curl', ['curl', '--silent', '--show-error', '--fail', '--max-time', '30', `http://${ctx.host}:${port}/random.bin`], { timeoutMs: 40_000 });
         ctx.t.equal(run.exit.code, 0, `curl ${round}: exit 0 ${run.stderr.trim()}`);
@@ -402,7 +442,10 @@ export default defineScenario('ej08', 'HTTP load balancer', [
     },
   },
   {
+    // RFC 9112 makes 400 a SHOULD for most of these, and a balancer may leave them to its backend: this project answers them itself.
     id: 'bad-request',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise', 'http:errors'],
     title: 'a malformed request is answered 400 by the balancer, which serves on',
     roles: ['balancer'],
     async run(ctx) {
@@ -421,12 +464,14 @@ export default defineScenario('ej08', 'HTTP load balancer', [
     },
   },
   {
+    // RFC 9110 §7.6.1/RFC 9112 §6: a forwarded request keeps its framing; seen through the assignment's command line (config.ini in the cwd where --config is not declared).
     id: 'smuggling',
+    tier: 'assignment',
     title: 'request smuggling: a body behind `Connection: Content-Length` reaches the backend as a body, and the next client on the pooled connection gets its own page',
     roles: ['balancer'],
     async run(ctx) {
       const backend = await loggingBackend(ctx);
-      const { proc, port } = await startBalancer(ctx, await writeConfig(ctx, [backend.port]));
+      const { proc, port } = await startAnyBalancer(ctx, [backend.port]);
       // The body is the start of a second request, left unfinished: a backend that read it as one
       // would take the next request line on that connection as its X-Ignore value, and answer /evil.
       const smuggled = 'GET /evil HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Ignore: ';
@@ -448,7 +493,10 @@ export default defineScenario('ej08', 'HTTP load balancer', [
     },
   },
   {
+    // RFC 9110 §8.6 lets a recipient accept `5, 5`, and §6.1 of RFC 9112 lets it handle CL with TE by TE: refusing them all with 400 and closing is this project's stricter choice.
     id: 'framing-refused',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise', 'http:strict-framing'],
     title: 'framing in doubt (`Content-Length: 5, 5`, a no-break space after the length, Transfer-Encoding on HTTP/1.0, Content-Length with Transfer-Encoding): 400, the connection closed, nothing forwarded',
     roles: ['balancer'],
     async run(ctx) {
@@ -480,24 +528,29 @@ export default defineScenario('ej08', 'HTTP load balancer', [
   },
   {
     id: 'cwd-config',
-    title: 'as the assignment runs it: config.ini in the current folder, no options but --host/--port',
+    tier: 'assignment',
+    title: 'as the assignment runs it: config.ini in the current folder with two backends ([nodo1], [nodo2]), no options but --host/--port; 20 requests reach both',
     roles: ['balancer'],
     async run(ctx) {
-      const raw = await rawBackend(ctx, 'raw-backend');
-      const dir = await tempDir(ctx, 'ej08-cwd-');
-      await writeFile(path.join(dir, 'config.ini'), configText([raw.port]));
-      const port = await ctx.port();
-      const proc = ctx.supervisor.start('balancer', [...commandElsewhere(ctx), '--host', ctx.host, '--port', String(port)], { cwd: dir });
-      await waitReady(proc, port, 'tcp', 20_000);
-      const { status, body } = await fetchOnce(port, '/from-cwd');
-      ctx.t.equal(status, 200, 'GET through the balancer: 200');
-      ctx.t.equal(body, 'raw-backend', 'answered by the backend named in ./config.ini');
-      ctx.t.ok(raw.heads.some((h) => h.startsWith('GET /from-cwd ')), 'the backend received the request');
+      const one = await rawBackend(ctx, 'backend-1');
+      const two = await rawBackend(ctx, 'backend-2');
+      const { proc, port } = await startInCwd(ctx, [one.port, two.port]);
+      const answers: { status: number; body: string }[] = [];
+      for (let i = 0; i < 20; i++) answers.push(await fetchOnce(port, `/from-cwd-${i}`));
+      const ok = answers.filter((a) => a.status === 200).length;
+      ctx.t.equal(ok, 20, `GET through the balancer: 200 for all 20 (observed ${ok}; statuses ${[...new Set(answers.map((a) => a.status))].join(', ')})`);
+      const counts = [one, two].map((b) => b.heads.filter((h) => /^GET \/from-cwd-\d+ /.test(h)).length);
+      ctx.t.ok(counts.every((n) => n > 0), `both backends of ./config.ini received requests (nodo1 ${counts[0]}, nodo2 ${counts[1]} of 20)`);
+      const wrong = answers.filter((a) => a.status === 200 && !/^backend-[12]$/.test(a.body)).length;
+      ctx.t.equal(wrong, 0, 'every answer is a backend\'s own');
       checkAlive(ctx, proc);
     },
   },
   {
+    // Exit 2 naming the bad section is this project's convention for bad input; the assignment defines none.
     id: 'bad-config',
+    tier: 'beyond',
+    features: ['config:validation'],
     title: 'a bad config.ini (a port that is not a number) exits 2 with an error naming the section or line, no stack trace',
     roles: ['balancer'],
     async run(ctx) {
@@ -514,6 +567,8 @@ export default defineScenario('ej08', 'HTTP load balancer', [
   },
   {
     id: 'wrk',
+    tier: 'beyond',
+    features: ['--config', '--check-interval', '--fall', '--rise', '--quiet'],
     title: 'wrk for 5 s (8 connections) through the balancer to two ej06 backends: no socket error, no non-2xx answer',
     roles: ['balancer'],
     peers: [PEERS.wrk],
