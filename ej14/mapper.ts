@@ -27,6 +27,7 @@ import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
 import { configPath, donePayload, encodeTable, type Frame, frame, loadConfig, type NodeAddress, Outcome, readFrames, readReason, text, Type, typeName } from './protocol.ts';
+import { portInUseMessage } from './port-holder.ts';
 import { countText, decodeText, splitPieces, type Table, totalTokens } from './wordcount.ts';
 
 /** How often a busy mapper tells the master it is alive. */
@@ -176,13 +177,14 @@ export const command = defineCommand({
   options: {
     config: { type: 'string', metavar: 'FILE', help: 'node addresses: [reducer] and [mapper1], [mapper2], … with host = and port = (default: ./config.ini, else ej14/config.ini)' },
     delay: { type: 'string', metavar: 'SECONDS', help: 'wait this long after counting a piece, before announcing it (a slow mapper, for demonstrations)' },
-    quiet: { type: 'boolean', help: 'no progress lines on stderr' },
+    quiet: { type: 'boolean', short: 'q', help: 'quiet: only errors on stderr (no progress lines)' },
   },
   positionals: [
     { name: 'host', help: 'address to listen on (must match a [mapperN] section of config.ini)' },
     { name: 'port', help: 'port to listen on (likewise)' },
   ],
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready; progress on stderr. Exit 2 for a bad argument or config.ini. Ctrl-C stops it.',
+  epilog: `Prints "listening on HOST:PORT (tcp)" on stdout when ready; progress on stderr. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen (the port is fixed by its [mapperN] in config.ini), 2 bad usage or config.ini, or host port not a [mapperN] there, 130 a second Ctrl-C.`,
 });
 
 export async function main(argv: string[]): Promise<void> {
@@ -207,7 +209,11 @@ export async function main(argv: string[]): Promise<void> {
     throw new CliError(`${formatAddress(host, port)} is not a mapper in ${file} (it lists ${listed}); the master only sends pieces to those`, 2);
   }
   const log = createLogger(me.name, { quiet: opts.quiet });
-  const mapper = await startMapper({ host, port, reducer: config.reducer, log, delayMs });
+  const mapper = await startMapper({ host, port, reducer: config.reducer, log, delayMs }).catch(async (error: Error) => {
+    // lib's message suggests --port 0, which a mapper does not have: its port is config.ini's.
+    if ((error.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') throw new CliError(await portInUseMessage(formatAddress(host, port), port, me.name, file, 'mapper'));
+    throw error;
+  });
   process.stdout.write(`${readyLine(mapper.server.address(), 'tcp')}\n`);
   onShutdown(() => mapper.close(), { log });
 }

@@ -126,3 +126,21 @@ t.test('the reducer closes a connection that sends a malformed frame', async (t)
   t.equal(answers[0]?.type, Type.ERROR);
   t.match(readText(answers[0]!.payload), /length 1/);
 });
+
+t.test('runJob() with waitMs waits for a reducer and a mapper that are still starting; without it, refuses at once', async (t) => {
+  const [reducerPort, mapperPort] = [await closedPort(), await closedPort()];
+  const config: Config = { reducer: { name: 'reducer', host, port: reducerPort }, mappers: [{ name: 'mapper1', host, port: mapperPort }] };
+  await t.rejects(runJob({ input: INPUT, config }), /cannot connect to the reducer .*connection refused/, 'waitMs 0: the first refusal ends it');
+  const lines: string[] = [];
+  const job = runJob({ input: INPUT, config, copies: 1, waitMs: 10_000, taskTimeoutMs: 10_000, log: (line) => lines.push(line) });
+  // The nodes start once the master has been refused by each (an event, not a pause).
+  for (const until = Date.now() + 10_000; !lines.some((l) => /reducer .* connection refused; trying again/.test(l)) && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 10));
+  const reducer = await startReducer({ host, port: reducerPort });
+  t.teardown(() => reducer.close());
+  for (const until = Date.now() + 10_000; !lines.some((l) => /mapper1 .* connection refused; trying again/.test(l)) && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 10));
+  const mapper = await startMapper({ host, port: mapperPort, reducer: config.reducer });
+  t.teardown(() => mapper.close());
+  const result = await job;
+  t.same(result.lost, [], `no mapper lost (${lines.join(' | ')})`);
+  t.equal(formatTable(result.table), formatTable(countText(TEXT)), 'the exact count');
+});

@@ -27,8 +27,10 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { defineCommand, formatAddress, parsePositive, UsageError } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
@@ -47,6 +49,13 @@ export interface JobOptions {
   pieces?: number;
   copies?: number;
   taskTimeoutMs?: number;
+  /**
+   * How long a node that refuses connections may still be starting: the
+   * reducer, and each mapper until it first accepts one, are tried again
+   * every 250 ms for this long (bounded by `taskTimeoutMs` too). 0, the
+   * default, gives them up at the first refusal.
+   */
+  waitMs?: number;
   log?: Logger;
 }
 
@@ -67,6 +76,10 @@ interface MapperState {
   dead: string | undefined;
   /** Pieces it could not deliver in a row (the reducer refused, say); three and it is given up. */
   failures: number;
+  /** It accepted a connection in this job: a refusal now means it is gone, not still starting. */
+  seen: boolean;
+  /** Its refusal while starting was logged. */
+  waitLogged: boolean;
 }
 
 interface PieceState {
@@ -83,59 +96,89 @@ interface PieceState {
  * with the reducer's merged table. Rejects with a {@link CliError} when the
  * reducer cannot be reached or no mapper is left for an uncounted piece.
  */
-export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutMs = 10_000, log = silent }: JobOptions): Promise<JobResult> {
+export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutMs = 10_000, waitMs = 0, log = silent }: JobOptions): Promise<JobResult> {
   const pieces = splitPieces(input, wanted ?? maxPieces(config.mappers.length));
   const job = randomBytes(16);
-  const mappers: MapperState[] = config.mappers.map((node) => ({ node, label: `${node.name} ${formatAddress(node.host, node.port)}`, busy: false, dead: undefined, failures: 0 }));
+  const mappers: MapperState[] = config.mappers.map((node) => ({ node, label: `${node.name} ${formatAddress(node.host, node.port)}`, busy: false, dead: undefined, failures: 0, seen: false, waitLogged: false }));
   const states: PieceState[] = pieces.map((piece) => ({ piece, done: false, orphaned: false, running: new Map() }));
   const reducerAt = formatAddress(config.reducer.host, config.reducer.port);
   let assignments = 0;
+  const waitUntil = performance.now() + waitMs;
+  const stillStarting = (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED' && performance.now() < waitUntil;
   log(`job ${jobHex(job).slice(0, 8)}: ${input.length} bytes in ${pieces.length} piece(s) (${pieces.map((p) => p.end - p.start).join(', ')} bytes) for ${mappers.length} mapper(s), ${copies} cop${copies === 1 ? 'y' : 'ies'} each`);
 
   return new Promise<JobResult>((resolve, reject) => {
     let finished = false;
-    const reducer = net.connect({ host: config.reducer.host, port: config.reducer.port });
+    let accepted = false;
+    let refusals = 0;
+    let reducer: net.Socket | undefined;
+    let retry: NodeJS.Timeout | undefined;
     const end = (error: Error | undefined, table?: Table) => {
       if (finished) return;
       finished = true;
       clearTimeout(jobTimer);
+      clearTimeout(retry);
       for (const state of states) for (const cancel of state.running.values()) cancel();
-      reducer.destroy();
+      reducer?.destroy();
       if (error) reject(error);
       else resolve({ table: table as Table, pieces, assignments, lost: mappers.filter((m) => m.dead).map((m) => `${m.label}: ${m.dead}`) });
     };
-    const jobTimer = setTimeout(() => end(new CliError(`the reducer ${reducerAt} did not accept the job within ${taskTimeoutMs / 1000} s`)), taskTimeoutMs);
-    reducer.on('error', (error: NodeJS.ErrnoException) =>
-      end(new CliError(error.code === 'ECONNREFUSED' ? `cannot connect to the reducer ${reducerAt}: connection refused (is reducer.ts running?)` : `reducer ${reducerAt}: ${error.code ?? error.message}`)),
+    const jobTimer = setTimeout(
+      () =>
+        end(
+          new CliError(
+            refusals > 0
+              ? `cannot connect to the reducer ${reducerAt}: connection refused for ${taskTimeoutMs / 1000} s (is reducer.ts running?)`
+              : `the reducer ${reducerAt} did not accept the job within ${taskTimeoutMs / 1000} s`,
+          ),
+        ),
+      taskTimeoutMs,
     );
-    reducer.on('close', () => end(new CliError(`the reducer ${reducerAt} closed the connection before sending the result`)));
-    reducer.on('connect', () => reducer.write(frame(Type.JOB, job, pieces.length)));
-    readFrames(
-      reducer,
-      (f) => {
-        if (f.type === Type.JOB_OK) {
-          clearTimeout(jobTimer);
-          log(`reducer ${reducerAt} accepted the job`);
-          pump();
-        } else if (f.type === Type.PIECE_STORED) {
-          const state = states[f.piece - 1];
-          if (state) markDone(state, `from ${readReason(f.payload, 256)}`);
-        } else if (f.type === Type.RESULT) {
-          let table: Table;
-          try {
-            table = decodeTable(f.payload);
-          } catch (error) {
-            return end(new CliError(`bad result from the reducer: ${error instanceof Error ? error.message : String(error)}`));
-          }
-          end(undefined, table);
-        } else if (f.type === Type.ERROR) {
-          end(new CliError(`the reducer refused the job: ${readReason(f.payload)}`));
-        } else {
-          end(new CliError(`unexpected ${typeName(f.type)} from the reducer`));
+    const connectReducer = () => {
+      const socket = net.connect({ host: config.reducer.host, port: config.reducer.port });
+      reducer = socket;
+      let refused = false;
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        if (!accepted && stillStarting(error)) {
+          // Started together with the nodes (`reducer & mappers & master`): it may not listen yet.
+          refused = true;
+          if (refusals++ === 0) log(`reducer ${reducerAt}: connection refused; trying again for up to ${Math.min(waitMs, taskTimeoutMs) / 1000} s (is it still starting?)`);
+          retry = setTimeout(() => finished || connectReducer(), 250);
+          return;
         }
-      },
-      (message) => end(new CliError(`bad frame from the reducer: ${message}`)),
-    );
+        end(new CliError(error.code === 'ECONNREFUSED' ? `cannot connect to the reducer ${reducerAt}: connection refused (is reducer.ts running?)` : `reducer ${reducerAt}: ${error.code ?? error.message}`));
+      });
+      socket.on('close', () => refused || end(new CliError(`the reducer ${reducerAt} closed the connection before sending the result`)));
+      socket.on('connect', () => socket.write(frame(Type.JOB, job, pieces.length)));
+      readFrames(
+        socket,
+        (f) => {
+          if (f.type === Type.JOB_OK) {
+            clearTimeout(jobTimer);
+            accepted = true;
+            log(`reducer ${reducerAt} accepted the job`);
+            pump();
+          } else if (f.type === Type.PIECE_STORED) {
+            const state = states[f.piece - 1];
+            if (state) markDone(state, `from ${readReason(f.payload, 256)}`);
+          } else if (f.type === Type.RESULT) {
+            let table: Table;
+            try {
+              table = decodeTable(f.payload);
+            } catch (error) {
+              return end(new CliError(`bad result from the reducer: ${error instanceof Error ? error.message : String(error)}`));
+            }
+            end(undefined, table);
+          } else if (f.type === Type.ERROR) {
+            end(new CliError(`the reducer refused the job: ${readReason(f.payload)}`));
+          } else {
+            end(new CliError(`unexpected ${typeName(f.type)} from the reducer`));
+          }
+        },
+        (message) => end(new CliError(`bad frame from the reducer: ${message}`)),
+      );
+    };
+    connectReducer();
 
     /**
      * A copy of the piece is counted: the reducer said so, or a mapper
@@ -173,19 +216,22 @@ export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutM
       mapper.busy = true;
       assignments++;
       log(`piece ${piece.id}: ${piece.end - piece.start} bytes → ${mapper.label}${state.orphaned ? ' (reassigned)' : ''}`);
-      const socket = net.connect({ host: mapper.node.host, port: mapper.node.port });
+      let socket: net.Socket | undefined;
       let settled = false;
+      let refusedWhileStarting = false;
       let timer: NodeJS.Timeout | undefined;
+      let retry: NodeJS.Timeout | undefined;
       const silence = () => {
         clearTimeout(timer);
-        timer = setTimeout(() => fail(`no answer within ${taskTimeoutMs / 1000} s`), taskTimeoutMs);
+        timer = setTimeout(() => fail(refusedWhileStarting ? `connection refused for ${taskTimeoutMs / 1000} s` : `no answer within ${taskTimeoutMs / 1000} s`), taskTimeoutMs);
       };
       const settle = () => {
         settled = true;
         clearTimeout(timer);
+        clearTimeout(retry);
         state.running.delete(mapper);
         mapper.busy = false;
-        socket.destroy();
+        socket?.destroy();
       };
       const fail = (why: string) => {
         if (settled) return;
@@ -201,31 +247,51 @@ export function runJob({ input, config, pieces: wanted, copies = 2, taskTimeoutM
         if (!finished) log(`${mapper.label}: piece ${piece.id} dropped (another copy was counted)`);
       });
       silence();
-      socket.on('connect', () => socket.write(frame(Type.ASSIGN, job, piece.id, input.subarray(piece.start, piece.end))));
-      socket.on('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNREFUSED' ? 'connection refused' : (error.code ?? error.message)));
-      socket.on('close', () => fail('connection closed before DONE'));
-      readFrames(
-        socket,
-        (f) => {
-          if (f.type === Type.BEAT) return silence();
-          if (f.type !== Type.DONE) return fail(`unexpected ${typeName(f.type)}`);
-          const outcome = f.payload[0];
-          const reason = readReason(f.payload.subarray(1));
-          settle();
-          if (outcome === Outcome.FAILED) {
-            // The mapper lives but could not deliver (the reducer refused it, say): not its fault, try again.
-            log(`${mapper.label}: piece ${piece.id} failed (${reason})`);
-            state.orphaned = true;
-            if (++mapper.failures >= 3) mapper.dead = `three pieces in a row not delivered, the last: ${reason}`;
-          } else {
-            mapper.failures = 0;
-            log(`${mapper.label}: piece ${piece.id} ${outcome === Outcome.STORED ? 'delivered' : `not sent (${reason})`}`);
-            markDone(state, `${mapper.label} reports it`);
+      const open = () => {
+        const s = net.connect({ host: mapper.node.host, port: mapper.node.port });
+        socket = s;
+        let refused = false;
+        s.on('connect', () => {
+          mapper.seen = true;
+          refusedWhileStarting = false;
+          s.write(frame(Type.ASSIGN, job, piece.id, input.subarray(piece.start, piece.end)));
+        });
+        s.on('error', (error: NodeJS.ErrnoException) => {
+          if (!mapper.seen && stillStarting(error)) {
+            // Never reached in this job: it may still be starting. The silence timer bounds the wait.
+            refused = refusedWhileStarting = true;
+            if (!mapper.waitLogged) log(`${mapper.label}: connection refused; trying again for up to ${Math.min(waitMs, taskTimeoutMs) / 1000} s (is it still starting?)`);
+            mapper.waitLogged = true;
+            retry = setTimeout(() => settled || open(), 250);
+            return;
           }
-          pump();
-        },
-        (message) => fail(`bad frame: ${message}`),
-      );
+          fail(error.code === 'ECONNREFUSED' ? 'connection refused' : (error.code ?? error.message));
+        });
+        s.on('close', () => refused || fail('connection closed before DONE'));
+        readFrames(
+          s,
+          (f) => {
+            if (f.type === Type.BEAT) return silence();
+            if (f.type !== Type.DONE) return fail(`unexpected ${typeName(f.type)}`);
+            const outcome = f.payload[0];
+            const reason = readReason(f.payload.subarray(1));
+            settle();
+            if (outcome === Outcome.FAILED) {
+              // The mapper lives but could not deliver (the reducer refused it, say): not its fault, try again.
+              log(`${mapper.label}: piece ${piece.id} failed (${reason})`);
+              state.orphaned = true;
+              if (++mapper.failures >= 3) mapper.dead = `three pieces in a row not delivered, the last: ${reason}`;
+            } else {
+              mapper.failures = 0;
+              log(`${mapper.label}: piece ${piece.id} ${outcome === Outcome.STORED ? 'delivered' : `not sent (${reason})`}`);
+              markDone(state, `${mapper.label} reports it`);
+            }
+            pump();
+          },
+          (message) => fail(`bad frame: ${message}`),
+        );
+      };
+      open();
     }
   });
 }
@@ -241,14 +307,56 @@ export const command = defineCommand({
     pieces: { type: 'string', metavar: 'N', help: 'number of pieces (default and maximum: half the number of mappers, at least 1)' },
     copies: { type: 'string', metavar: 'N', default: '2', help: 'mappers that work on the same piece at once; the first to finish is counted' },
     'task-timeout': { type: 'string', metavar: 'SECONDS', default: '10', help: 'silence after which a mapper (or the reducer, for the job) is given up' },
-    quiet: { type: 'boolean', help: 'no progress lines on stderr' },
+    wait: { type: 'string', metavar: 'SECONDS', default: '10', help: 'how long the reducer, and a mapper not reached yet, may refuse connections while they start (at most --task-timeout)' },
+    quiet: { type: 'boolean', short: 'q', help: 'quiet: only errors on stderr (no progress lines)' },
   },
   positionals: [
     { name: 'in_file', help: 'UTF-8 text to count (the assignment asks for at least 5 MB)' },
     { name: 'out_file', help: 'where to write the counts: "term<TAB>count" lines, most frequent first' },
   ],
-  epilog: 'Prints one summary line on stdout; progress on stderr. Exit 0 when out_file is written, 1 when the reducer or every mapper failed, 2 for a bad argument, config.ini or in_file.',
+  epilog: `Prints one summary line on stdout; progress on stderr. in_file and out_file are checked before any node is contacted.
+Exit status: 0 out_file written, 1 the reducer or every mapper failed (or out_file could not be written at the end), 2 bad usage, config.ini, in_file or out_file.`,
 });
+
+/** Why `file` cannot be written, in words. */
+function outFileProblem(error: NodeJS.ErrnoException, file: string): string {
+  const folder = path.dirname(path.resolve(file));
+  if (error.code === 'ENOENT') return `the folder ${folder} does not exist`;
+  if (error.code === 'ENOTDIR') return `${folder} is not a folder`;
+  if (error.code === 'EISDIR') return 'it is a folder';
+  if (error.code === 'EACCES' || error.code === 'EPERM') return 'permission denied';
+  if (error.code === 'ENOSPC') return 'no space left on the device';
+  return error.code ?? error.message;
+}
+
+/**
+ * Checks, before any work, that out_file can be written: its folder exists
+ * and may be written to, and out_file, if it exists, is a file that may be.
+ * Nothing is created or truncated: a job that fails leaves an old out_file
+ * as it was. A problem is a {@link CliError} with exit 2, as for in_file.
+ */
+export async function checkOutFile(file: string): Promise<void> {
+  const folder = path.dirname(path.resolve(file));
+  try {
+    const found = await stat(file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (found?.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    if (found) await access(file, constants.W_OK);
+    else {
+      if (!(await stat(folder)).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+      await access(folder, constants.W_OK);
+    }
+  } catch (error) {
+    throw new CliError(`cannot write out_file ${file}: ${outFileProblem(error as NodeJS.ErrnoException, file)}`, 2);
+  }
+}
+
+function parseWait(text: string): number {
+  if (text === '0') return 0;
+  return parsePositive(text, 'wait');
+}
 
 export async function main(argv: string[]): Promise<void> {
   const opts = command.parseOrExit(argv);
@@ -267,14 +375,16 @@ export async function main(argv: string[]): Promise<void> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CliError(`cannot read in_file ${inFile}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (code ?? String(error))}`, 2);
   }
+  await checkOutFile(outFile);
+  const waitMs = parseWait(opts.wait) * 1000;
   const log = createLogger('master', { quiet: opts.quiet });
   if (input.length < 5 * 1024 * 1024) log(`note: ${inFile} has ${input.length} bytes; the assignment asks for at least 5 MB (counting it anyway)`);
   const started = performance.now();
-  const result = await runJob({ input, config, pieces, copies, taskTimeoutMs, log });
+  const result = await runJob({ input, config, pieces, copies, taskTimeoutMs, waitMs, log });
   try {
     await writeFile(outFile, formatTable(result.table));
   } catch (error) {
-    throw new CliError(`cannot write out_file ${outFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new CliError(`cannot write out_file ${outFile}: ${outFileProblem(error as NodeJS.ErrnoException, outFile)}`);
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
   process.stdout.write(

@@ -28,10 +28,11 @@ import net from 'node:net';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { defineCommand, formatAddress, parsePositive } from '../lib/cli.ts';
 import { createLogger, type Logger, silent } from '../lib/log.ts';
-import { isMain, runMain } from '../lib/main.ts';
+import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
 import { configPath, decodeTable, encodeTable, type Frame, frame, jobHex, loadConfig, readFrames, readReason, reasonBytes, Type, typeName } from './protocol.ts';
 import { PieceCollector, totalTokens } from './wordcount.ts';
+import { portInUseMessage } from './port-holder.ts';
 
 /** Options of {@link startReducer}. */
 export interface ReducerOptions {
@@ -182,17 +183,24 @@ export const command = defineCommand({
   options: {
     config: { type: 'string', metavar: 'FILE', help: 'node addresses: [reducer] and [mapper1], [mapper2], … with host = and port = (default: ./config.ini, else ej14/config.ini)' },
     'grant-timeout': { type: 'string', metavar: 'SECONDS', default: '30', help: 'how long a mapper allowed to send may take before its turn goes to the next' },
-    quiet: { type: 'boolean', help: 'no progress lines on stderr' },
+    quiet: { type: 'boolean', short: 'q', help: 'quiet: only errors on stderr (no progress lines)' },
   },
-  epilog: 'Listens on [reducer] host:port. Prints "listening on HOST:PORT (tcp)" on stdout when ready; progress on stderr. Exit 2 for a bad option or config.ini. Ctrl-C stops it.',
+  epilog: `Listens on [reducer] host:port. Prints "listening on HOST:PORT (tcp)" on stdout when ready; progress on stderr. Ctrl-C stops it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen (the port is fixed by [reducer] in config.ini), 2 bad usage or config.ini, 130 a second Ctrl-C.`,
 });
 
 export async function main(argv: string[]): Promise<void> {
   const opts = command.parseOrExit(argv);
   const grantTimeoutMs = parsePositive(opts['grant-timeout'], 'grant-timeout') * 1000;
-  const config = await loadConfig(configPath(opts.config));
+  const file = configPath(opts.config);
+  const config = await loadConfig(file);
   const log = createLogger('reducer', { quiet: opts.quiet });
-  const reducer = await startReducer({ host: config.reducer.host, port: config.reducer.port, log, grantTimeoutMs });
+  const { host, port } = config.reducer;
+  const reducer = await startReducer({ host, port, log, grantTimeoutMs }).catch(async (error: Error) => {
+    // lib's message suggests --port 0, which the reducer does not have: its port is config.ini's.
+    if ((error.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') throw new CliError(await portInUseMessage(formatAddress(host, port), port, 'reducer', file, 'reducer'));
+    throw error;
+  });
   process.stdout.write(`${readyLine(reducer.server.address(), 'tcp')}\n`);
   log(`${config.mappers.length} mapper(s) in the config; waiting for a master`);
   onShutdown(() => reducer.close(), { log });
