@@ -19,16 +19,16 @@
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { accessSync, closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, UsageError } from '../lib/cli.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { connectWithin, describeConnectError } from '../lib/net-errors.ts';
-import { udpType } from '../lib/server.ts';
+import { SIGNAL_ECHO_MS, udpType } from '../lib/server.ts';
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
 import { formatBytes, parseCc, progressBar } from './files.ts';
-import { decodePacket, encodePut, Flag, MAX_DATA, MAX_NAME, type Packet, readSize, Type } from './protocol.ts';
+import { decodePacket, encodeGet, encodePacket, encodePut, Flag, isOldServerRefusal, MAX_DATA, MAX_NAME, type Packet, readSize, Type } from './protocol.ts';
 import { encodeRequest, Op, readSize64, readStatus, SocketReader } from './tcp.ts';
 import { type CongestionControl, Connection, type ConnectionStats, type Message } from './transport.ts';
 
@@ -41,6 +41,12 @@ export interface TransferOptions {
   idleTimeoutMs?: number;
   /** Told of progress: bytes done of total. */
   onProgress?: (done: number, total: number) => void;
+  /** A GET continues `OUT.part` (wget's -c). */
+  resume?: boolean;
+  /** Told what the user should know on the way (resuming, replacing a part). */
+  onNote?: (line: string) => void;
+  /** Aborted: the transfer stops (the server is told, over UDP) with an {@link InterruptedError}. */
+  signal?: AbortSignal;
 }
 
 /** The outcome of a transfer. */
@@ -49,6 +55,8 @@ export interface TransferResult {
   seconds: number;
   sha256: string;
   stats?: ConnectionStats;
+  /** A resumed GET: the bytes OUT.part already had (`bytes` counts only this run's). */
+  resumedFrom?: number;
 }
 
 function randomConnection(): number {
@@ -102,9 +110,16 @@ async function transfer(
     let token: Uint8Array | undefined;
     let retries = 0;
     let answered = false;
+    const onAbort = () => {
+      // Tell the server at once (RESET: "no such transfer" ends it there), then stop.
+      const reset = encodePacket({ sequence: 0, ack: 0, ackBitfield: 0, type: Type.RESET, flags: 0, window: 0, connection, through: 0, data: new Uint8Array(0) });
+      socket.send(reset, () => finish(new InterruptedError()));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
+      options.signal?.removeEventListener('abort', onAbort);
       // Let the last acknowledgement leave before the socket closes.
       setTimeout(() => {
         conn?.close();
@@ -172,61 +187,176 @@ async function transfer(
       conn?.receive(packet);
     });
     start();
+    if (options.signal?.aborted) onAbort();
   });
 }
 
-function serverError(where: string, message: Message): CliError {
-  return new CliError(`the server ${where} refused: ${new TextDecoder().decode(message.data)}`);
+function refused(where: string, text: string): RefusedError {
+  const error = new RefusedError(`the server ${where} refused: ${text}`);
+  error.serverMessage = text;
+  return error;
 }
 
-/** Gets `name` from the server into `out` over reliable UDP. */
+function serverError(where: string, message: Message): CliError {
+  return refused(where, new TextDecoder().decode(message.data));
+}
+
+/** The file arrived damaged (a SHA-256 or size mismatch): what it wrote is not worth resuming. */
+class DamagedError extends CliError {}
+/** The server refused the request with a message of its own (`serverMessage`). */
+class RefusedError extends CliError {
+  serverMessage?: string;
+}
+/** Ctrl-C (the transfer's `signal` aborted): exit status 130. */
+export class InterruptedError extends CliError {
+  constructor(message = 'interrupted') {
+    super(message, 130);
+  }
+}
+
+/**
+ * `OUT.part`, where a GET writes: created (or, to resume, continued) when the
+ * server accepts, renamed to OUT once the SHA-256 of the whole file matches.
+ * A transfer that is interrupted or loses its server keeps it, for `-c`; a
+ * damaged one deletes it.
+ */
+class Part {
+  readonly path: string;
+  /** Bytes it held when this run began (resumed), already in `hash`. */
+  readonly from: number;
+  readonly hash = createHash('sha256');
+  /** Bytes written by this run. */
+  written = 0;
+  size: number | undefined;
+  #fd: number | undefined;
+  #note: (line: string) => void;
+
+  constructor(out: string, resume: boolean, note: (line: string) => void) {
+    this.path = `${out}.part`;
+    this.#note = note;
+    const existing = statSync(this.path, { throwIfNoEntry: false });
+    if (resume && existing?.isFile() && existing.size > 0) {
+      // The bytes it has count in the whole file's SHA-256 the server sends at the end.
+      const fd = openSync(this.path, 'r');
+      try {
+        const buf = Buffer.alloc(1 << 20);
+        for (let at = 0; at < existing.size; ) {
+          const n = readSync(fd, buf, 0, Math.min(buf.length, existing.size - at), at);
+          if (n <= 0) break;
+          this.hash.update(buf.subarray(0, n));
+          at += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      this.from = existing.size;
+      note(`resuming ${this.path} at byte ${this.from}`);
+    } else {
+      this.from = 0;
+      if (resume) note(`nothing to resume (no ${this.path}): fetching the whole file`);
+      else if (existing?.isFile() && existing.size > 0) note(`replacing ${this.path} (${existing.size} bytes from an earlier download; -c would have resumed it)`);
+    }
+  }
+
+  get total(): number {
+    return this.from + this.written;
+  }
+
+  /** The server accepted: the file has `size` bytes. */
+  open(size: number, where: string): void {
+    if (this.from > size) throw new RefusedError(`the server ${where} has ${size} bytes of this file, fewer than the ${this.from} in ${this.path}: run it again without -c`);
+    this.size = size;
+    this.#fd = openSync(this.path, this.from > 0 ? 'r+' : 'w');
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.#fd === undefined) throw new TypeError('Cannot write: the part is not open');
+    writeSync(this.#fd, chunk, 0, chunk.length, this.from + this.written);
+    this.hash.update(chunk);
+    this.written += chunk.length;
+  }
+
+  /** Closes it and renames it to `out`. */
+  commit(out: string): void {
+    this.#close();
+    renameSync(this.path, out);
+  }
+
+  #close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  /** After a failure: the error the user sees, the part kept or deleted as it deserves. */
+  failed(error: unknown, where: string, resumed: boolean): unknown {
+    const opened = this.#fd !== undefined;
+    this.#close();
+    if (error instanceof DamagedError) {
+      rmSync(this.path, { force: true });
+      return resumed ? new DamagedError(`${error.message} (${this.path} was not the start of this file, or the file changed on the server: run it again without -c)`) : error;
+    }
+    if (error instanceof RefusedError) {
+      if (resumed && this.from > 0 && isOldServerRefusal(error.serverMessage ?? '')) {
+        return new RefusedError(`the server ${where} cannot resume (it is older than -c): run it again without -c to fetch the whole file`);
+      }
+      return error;
+    }
+    if (!(error instanceof CliError)) return error;
+    if (opened && this.total === 0) rmSync(this.path, { force: true });
+    const kept = this.total > 0 && existsSync(this.path);
+    const of = this.size === undefined ? '' : ` of ${this.size}`;
+    if (error instanceof InterruptedError) {
+      return new InterruptedError(
+        kept ? `interrupted: kept ${this.total}${of} bytes in ${this.path}; the same command with -c (--continue) resumes it` : 'interrupted before any of the file arrived: nothing kept',
+      );
+    }
+    return kept ? new CliError(`${error.message}; kept ${this.total}${of} bytes in ${this.path} (the same command with -c resumes it)`, error.exitCode, { cause: error }) : error;
+  }
+}
+
+/** Gets `name` from the server into `out` over reliable UDP (`resume`: continue `out.part`, as wget -c). */
 export async function getUdp(name: string, out: string, options: TransferOptions): Promise<TransferResult> {
   const where = formatAddress(options.host, options.port);
-  const temp = `${out}.part`;
-  const hash = createHash('sha256');
+  const part = new Part(out, options.resume ?? false, options.onNote ?? (() => {}));
   const started = performance.now();
-  let fd: number | undefined;
-  let size: number | undefined;
-  let received = 0;
   let digest = '';
   try {
     const stats = await transfer(options, (conn, finish) => ({
-      first: { type: Type.GET, data: new TextEncoder().encode(name) },
-      progress: () => (size === undefined ? 'the transfer had not started' : `received ${received} of ${size} bytes`),
+      first: { type: Type.GET, data: encodeGet(name, part.from) },
+      progress: () => (part.size === undefined ? 'the transfer had not started' : `received ${part.total} of ${part.size} bytes`),
       onMessage(message) {
-        if (message.type === Type.ERROR) return finish(serverError(where, message));
-        if (message.type === Type.OK) {
-          size = readSize(message.data);
-          fd = openSync(temp, 'w');
-        } else if (message.type === Type.DATA && fd !== undefined && size !== undefined) {
-          if (received + message.data.length > size) return finish(new CliError(`the server ${where} sent more than the announced ${size} bytes`));
-          writeSync(fd, message.data, 0, message.data.length, received);
-          hash.update(message.data);
-          received += message.data.length;
-          options.onProgress?.(received, size);
-        } else if (message.type === Type.FIN && size !== undefined) {
-          digest = hash.digest('hex');
-          const theirs = Buffer.from(message.data).toString('hex');
-          if (received !== size) return finish(new CliError(`the transfer ended after ${received} of ${size} bytes`));
-          if (digest !== theirs) return finish(new CliError(`SHA-256 mismatch: the file arrived damaged (got ${digest}, the server has ${theirs})`));
-          // Tell the server we have it all (our FIN carries what we computed), and wait for its ack.
-          conn().send(Type.FIN, Buffer.from(digest, 'hex'));
-          setTimeout(() => finish(), 2000).unref?.(); // the close is bounded even if its ack never comes
-        } else {
-          finish(new CliError(`the server ${where} sent an unexpected message (type ${message.type})`));
+        try {
+          if (message.type === Type.ERROR) return finish(serverError(where, message));
+          const size = part.size;
+          if (message.type === Type.OK) {
+            part.open(readSize(message.data), where);
+          } else if (message.type === Type.DATA && size !== undefined) {
+            if (part.total + message.data.length > size) return finish(new DamagedError(`the server ${where} sent more than the announced ${size} bytes`));
+            part.write(message.data);
+            options.onProgress?.(part.total, size);
+          } else if (message.type === Type.FIN && size !== undefined) {
+            digest = part.hash.digest('hex');
+            const theirs = Buffer.from(message.data).toString('hex');
+            if (part.total !== size) return finish(new DamagedError(`the transfer ended after ${part.total} of ${size} bytes`));
+            if (digest !== theirs) return finish(new DamagedError(`SHA-256 mismatch: the file arrived damaged (got ${digest}, the server has ${theirs})`));
+            // Tell the server we have it all (our FIN carries what we computed), and wait for its ack.
+            conn().send(Type.FIN, Buffer.from(digest, 'hex'));
+            setTimeout(() => finish(), 2000).unref?.(); // the close is bounded even if its ack never comes
+          } else {
+            finish(new CliError(`the server ${where} sent an unexpected message (type ${message.type})`));
+          }
+        } catch (error) {
+          finish(error instanceof CliError ? error : new CliError(`cannot write ${part.path}: ${(error as Error).message}`));
         }
       },
       onAck() {
         if (digest && conn().settled) finish();
       },
     }));
-    if (fd !== undefined) closeSync(fd);
-    fd = undefined;
-    renameSync(temp, out);
-    return { bytes: received, seconds: (performance.now() - started) / 1000, sha256: digest, stats };
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
+    part.commit(out);
+    return { bytes: part.written, seconds: (performance.now() - started) / 1000, sha256: digest, stats, ...(part.from > 0 ? { resumedFrom: part.from } : {}) };
+  } catch (error) {
+    throw part.failed(error, where, part.from > 0);
   }
 }
 
@@ -308,6 +438,9 @@ function tcpConnect(options: TransferOptions): Promise<net.Socket> {
 async function overTcp<T>(options: TransferOptions, body: (socket: net.Socket, reader: SocketReader) => Promise<T>): Promise<T> {
   const where = formatAddress(options.host, options.port);
   const socket = await tcpConnect(options);
+  const onAbort = () => socket.destroy(new InterruptedError());
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
   socket.setTimeout(options.idleTimeoutMs ?? 5000, () => socket.destroy(new Error(`no data from ${where} for ${((options.idleTimeoutMs ?? 5000) / 1000).toFixed(1)} s`)));
   try {
     return await body(socket, new SocketReader(socket));
@@ -317,43 +450,44 @@ async function overTcp<T>(options: TransferOptions, body: (socket: net.Socket, r
     if (e.code) throw describeConnectError(e, where);
     throw new CliError(`tcp ${where}: ${e.message}`);
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     socket.destroy();
   }
 }
 
-/** Gets `name` into `out` over TCP. */
+/** Gets `name` into `out` over TCP (`resume`: continue `out.part`). */
 export async function getTcp(name: string, out: string, options: TransferOptions): Promise<TransferResult> {
+  const where = formatAddress(options.host, options.port);
   const started = performance.now();
-  const temp = `${out}.part`;
-  let fd: number | undefined;
+  const part = new Part(out, options.resume ?? false, options.onNote ?? (() => {}));
   try {
     return await overTcp(options, async (socket, reader) => {
-      socket.write(encodeRequest(Op.GET, name));
-      await readStatus(reader).catch((error: Error) => {
-        if (error instanceof SyntaxError || error instanceof RangeError) throw error;
-        throw new CliError(`the server ${formatAddress(options.host, options.port)} refused: ${error.message}`);
+      // The name, and to resume a NUL and the byte to start at (as over UDP: protocol.ts encodeGet).
+      socket.write(encodeRequest(Op.GET, part.from > 0 ? `${name}\0${part.from}` : name));
+      await readStatus(reader).catch((error: Error & { code?: string }) => {
+        if (error instanceof SyntaxError || error instanceof RangeError || error instanceof CliError || error.code) throw error;
+        throw refused(where, error.message);
       });
       const size = await readSize64(reader);
-      fd = openSync(temp, 'w');
-      const hash = createHash('sha256');
-      for (let offset = 0; offset < size; ) {
+      part.open(size, where);
+      for (let offset = part.from; offset < size; ) {
         const chunk = await reader.readSome(Math.min(1 << 20, size - offset));
-        writeSync(fd, chunk, 0, chunk.length, offset);
-        hash.update(chunk);
+        try {
+          part.write(chunk);
+        } catch (error) {
+          throw new CliError(`cannot write ${part.path}: ${(error as Error).message}`);
+        }
         offset += chunk.length;
         options.onProgress?.(offset, size);
       }
-      const digest = hash.digest('hex');
+      const digest = part.hash.digest('hex');
       const theirs = (await reader.read(32)).toString('hex');
-      if (digest !== theirs) throw new CliError(`SHA-256 mismatch: the file arrived damaged (got ${digest}, the server has ${theirs})`);
-      closeSync(fd);
-      fd = undefined;
-      renameSync(temp, out);
-      return { bytes: size, seconds: (performance.now() - started) / 1000, sha256: digest };
+      if (digest !== theirs) throw new DamagedError(`SHA-256 mismatch: the file arrived damaged (got ${digest}, the server has ${theirs})`);
+      part.commit(out);
+      return { bytes: part.written, seconds: (performance.now() - started) / 1000, sha256: digest, ...(part.from > 0 ? { resumedFrom: part.from } : {}) };
     });
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
+  } catch (error) {
+    throw part.failed(error, where, part.from > 0);
   }
 }
 
@@ -377,8 +511,9 @@ export async function putTcp(file: string, name: string, options: TransferOption
       }
       const digest = hash.digest();
       socket.write(digest);
-      await readStatus(reader).catch((error: Error) => {
-        throw new CliError(`the server ${formatAddress(options.host, options.port)} refused: ${error.message}`);
+      await readStatus(reader).catch((error: Error & { code?: string }) => {
+        if (error instanceof SyntaxError || error instanceof RangeError || error instanceof CliError || error.code) throw error;
+        throw refused(formatAddress(options.host, options.port), error.message);
       });
       return { bytes: size, seconds: (performance.now() - started) / 1000, sha256: digest.toString('hex') };
     });
@@ -416,6 +551,7 @@ const command = defineCommand({
     output: { type: 'string', short: 'o', metavar: 'OUT', help: 'where --get writes (default: the name, in the working folder)' },
     put: { type: 'string', metavar: 'FILE', help: 'local file to send to the server' },
     as: { type: 'string', metavar: 'NAME', help: 'name --put gives the file on the server (default: its base name)' },
+    continue: { type: 'boolean', short: 'c', help: 'resume OUT.part left by an interrupted --get (as wget -c)' },
     tcp: { type: 'boolean', help: 'transfer over TCP instead, for comparison' },
     window: { type: 'string', default: '1024', metavar: 'PACKETS', help: 'receive window (reorder buffer), packets' },
     cc: { type: 'string', default: 'gaffer', metavar: 'MODE', help: 'congestion control: gaffer (the article good/bad mode), aimd, or none' },
@@ -438,7 +574,10 @@ async function main(argv: string[]): Promise<void> {
     window,
     cc: parseCc(opts.cc),
     idleTimeoutMs: parsePositive(opts.timeout, 'timeout') * 1000,
+    resume: opts.continue ?? false,
+    onNote: (line) => process.stderr.write(`client.ts: ${line}\n`),
   };
+  if (opts.continue && opts.put !== undefined) throw new UsageError('argument -c/--continue: it resumes a --get (a partial --put is discarded by the server)');
   const tty = process.stderr.isTTY && !opts.quiet;
   let lastDraw = 0;
   const started = performance.now();
@@ -453,14 +592,32 @@ async function main(argv: string[]): Promise<void> {
   const name = opts.get ?? path.basename(opts.put as string);
   const out = opts.get === undefined ? undefined : (opts.output ?? path.basename(opts.get));
   if (out !== undefined) checkOutput(out, opts.output === undefined ? `${out} (in the working folder)` : `-o ${out}`);
+  // Ctrl-C: the transfer stops and says what it kept (a --get's OUT.part, for -c). A second
+  // Ctrl-C (not the echo tsx relays within SIGNAL_ECHO_MS) exits at once.
+  const interrupt = new AbortController();
+  let interruptedAt = 0;
+  const onSigint = () => {
+    if (interrupt.signal.aborted) {
+      if (performance.now() - interruptedAt < SIGNAL_ECHO_MS) return;
+      process.exit(130);
+    }
+    interruptedAt = performance.now();
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSigint);
+  options.signal = interrupt.signal;
   let result: TransferResult;
   try {
     if (opts.get !== undefined) {
       result = await (opts.tcp ? getTcp : getUdp)(opts.get, out as string, options);
     } else {
-      result = await (opts.tcp ? putTcp : putUdp)(opts.put as string, opts.as ?? name, options);
+      result = await (opts.tcp ? putTcp : putUdp)(opts.put as string, opts.as ?? name, options).catch((error: unknown) => {
+        if (error instanceof InterruptedError) throw new InterruptedError(`interrupted: ${opts.as ?? name} was not stored (the server discards a partial upload)`);
+        throw error;
+      });
     }
   } finally {
+    process.off('SIGINT', onSigint);
     if (tty && lastDraw > 0) process.stderr.write('\n');
   }
   const mibps = result.bytes / 1024 / 1024 / Math.max(result.seconds, 1e-9);
@@ -470,8 +627,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const s = result.stats;
   const extra = s ? `; ${s.retransmissions} retransmissions, ${s.duplicates} duplicates, srtt ${s.srttMs?.toFixed(2) ?? '-'} ms` : '';
+  const resumed = result.resumedFrom ? ` after the ${result.resumedFrom} bytes of ${out}.part` : '';
   console.log(
-    `${opts.get ? 'received' : 'sent'} ${opts.as ?? name} over ${opts.tcp ? 'TCP' : 'UDP'}: ${result.bytes} bytes (${formatBytes(result.bytes)}) in ${result.seconds.toFixed(2)} s, ${mibps.toFixed(2)} MiB/s, SHA-256 ${result.sha256} verified${extra}`,
+    `${opts.get ? 'received' : 'sent'} ${opts.as ?? name} over ${opts.tcp ? 'TCP' : 'UDP'}: ${result.bytes} bytes (${formatBytes(result.bytes)}) in ${result.seconds.toFixed(2)} s, ${mibps.toFixed(2)} MiB/s${resumed}, SHA-256 ${result.sha256} verified${extra}`,
   );
 }
 

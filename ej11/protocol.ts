@@ -29,7 +29,8 @@
  * - **ack**: the most recent (highest) sequence received from the peer, as in
  *   Gaffer on Games' article; **ack_bitfield**: bit n (LSB = 0) set when
  *   `ack − 1 − n` was received too, so one packet acknowledges 33.
- * - **type**: 1 GET (data: file name, UTF-8), 2 PUT (data: u64 size, then
+ * - **type**: 1 GET (data: file name, UTF-8; to resume, then a NUL and the
+ *   byte to start at in decimal: {@link encodeGet}), 2 PUT (data: u64 size, then
  *   the name), 3 OK (data: u64 size), 4 DATA (file bytes), 5 FIN (data: the
  *   SHA-256 of the whole file, 32 bytes), 6 ERROR (data: a UTF-8 message),
  *   7 ACK (no data), 8 RESET (no data: "no such connection"), 9 RETRY (data:
@@ -128,6 +129,36 @@ export function wrap(n: number): number {
 export function unwrap(wire: number, reference: number): number {
   const diff = (wire - wrap(reference)) | 0; // signed 32-bit distance
   return reference + diff;
+}
+
+/** The most a resume offset may be: what a JavaScript number holds exactly. */
+const MAX_OFFSET_DIGITS = /^(0|[1-9][0-9]{0,15})$/;
+
+/**
+ * GET's data: the name, and for a resumed GET (`from` > 0) a NUL byte and the
+ * byte to resume from in decimal ASCII (`libro.txt\0131072`). A plain GET is
+ * the name alone, as before resuming existed. A server that predates it reads
+ * the whole as one name, and a name holding NUL is refused with an ERROR
+ * ("bad file name"), never served from byte 0.
+ */
+export function encodeGet(name: string, from = 0): Uint8Array {
+  return new TextEncoder().encode(from > 0 ? `${name}\0${from}` : name);
+}
+
+/** Decodes GET's data (see {@link encodeGet}). */
+export function decodeGet(data: Uint8Array): { name: string; from: number } {
+  const nul = data.indexOf(0);
+  if (nul < 0) return { name: decodeName(data), from: 0 };
+  const digits = new TextDecoder().decode(data.subarray(nul + 1));
+  if (!MAX_OFFSET_DIGITS.test(digits) || Number(digits) > Number.MAX_SAFE_INTEGER) {
+    throw new SyntaxError('Cannot decode GET: after the name and a NUL, expected the byte to resume from in decimal digits');
+  }
+  return { name: decodeName(data.subarray(0, nul)), from: Number(digits) };
+}
+
+/** Whether `message`, a refusal of a resumed GET, is how a server without resuming refuses one (the NUL in the name). */
+export function isOldServerRefusal(message: string): boolean {
+  return /^bad file name '.*\\x00/.test(message);
 }
 
 /** Encodes a u64 size and then a name, for PUT. */

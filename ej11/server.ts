@@ -30,8 +30,8 @@ import { CliError, isMain, runMain } from '../lib/main.ts';
 import { bindUdp, closeGracefully, listenTcp, onShutdown, readyLine, trackConnections, udpType } from '../lib/server.ts';
 import { udpBufferOptions } from '../lib/udp-buffers.ts';
 import { drained } from '../lib/http.ts';
-import { BadNameError, createInside, formatBytes, openInside, parseCc, type Upload } from './files.ts';
-import { decodeName, decodePacket, decodePut, encodePacket, encodeSize, encodeText, Flag, MAX_DATA, type Packet, splitToken, TOKEN_LENGTH, Type } from './protocol.ts';
+import { BadNameError, createInside, formatBytes, openInside, parseCc, quoteName, type Upload } from './files.ts';
+import { decodeGet, decodeName, decodePacket, decodePut, encodePacket, encodeSize, encodeText, Flag, MAX_DATA, type Packet, splitToken, TOKEN_LENGTH, Type } from './protocol.ts';
 import { encodeError, Op, readSize64, SocketReader } from './tcp.ts';
 import { type CongestionControl, Connection, type Message } from './transport.ts';
 
@@ -110,6 +110,32 @@ function errorText(error: unknown): string {
 }
 
 /**
+ * Hashes the first `bytes` of the file open on `fd` into `hash`, one 1 MiB
+ * slice per turn of the event loop (a resumed GET's FIN is the SHA-256 of the
+ * whole file, and the server must not stall its other transfers meanwhile);
+ * stops (and says so to `done`) when `cancelled()` says the transfer ended. Reads are synchronous, so
+ * the descriptor cannot be closed (and its number reused) under a read.
+ */
+export function hashPrefix(fd: number, bytes: number, hash: Hash, cancelled: () => boolean, done: (error?: Error, cancelled?: boolean) => void): void {
+  const buf = Buffer.alloc(Math.min(1 << 20, bytes));
+  let hashed = 0;
+  const step = () => {
+    if (cancelled()) return done(undefined, true);
+    try {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, bytes - hashed), hashed);
+      if (n <= 0) return done(new Error('the file shrank while being sent'));
+      hash.update(buf.subarray(0, n));
+      hashed += n;
+    } catch (error) {
+      return done(error as Error);
+    }
+    if (hashed < bytes) setImmediate(step);
+    else done();
+  };
+  step();
+}
+
+/**
  * Serves `dir` on a bound UDP socket: one {@link Connection} per transfer.
  * Returns counters and a `close()` that ends every transfer.
  */
@@ -164,8 +190,9 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
     };
 
     let mode: 'get' | 'put' | undefined;
+    let prefixPending = false;
     const pull = (): Message | undefined => {
-      if (mode !== 'get' || fd === undefined || finQueued) return undefined;
+      if (mode !== 'get' || fd === undefined || finQueued || prefixPending) return undefined;
       if (offset < size) {
         const chunk = new Uint8Array(Math.min(MAX_DATA, size - offset));
         let n: number;
@@ -193,13 +220,26 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       try {
         switch (message.type) {
           case Type.GET: {
-            const name = decodeName(message.data);
+            const { name, from } = decodeGet(message.data);
             const file = openInside(dir, name);
             fd = file.fd;
             size = file.size;
+            if (from > size) return fail(`cannot resume ${quoteName(name)} from byte ${from}: it has ${size} bytes`);
             mode = 'get';
-            log(`${who} GET ${name} (${formatBytes(size)})`);
+            offset = from;
+            log(`${who} GET ${name}${from > 0 ? ` from byte ${from}` : ''} (${formatBytes(size)})`);
             conn.send(Type.OK, encodeSize(size));
+            if (from > 0) {
+              // FIN carries the SHA-256 of the whole file: the part the client has is hashed
+              // first, a slice per turn of the event loop so that other transfers go on.
+              prefixPending = true;
+              hashPrefix(fd, from, hash, () => finished || fd === undefined, (error, cancelled) => {
+                prefixPending = false;
+                if (cancelled) return;
+                if (error) fail(errorText(error));
+                else conn.kick();
+              });
+            }
             break;
           }
           case Type.PUT: {
@@ -354,17 +394,25 @@ export function serveTcp(server: net.Server, { dir, log = silent, idleTimeoutMs 
       try {
         const op = (await reader.read(1))[0];
         const nameLength = (await reader.read(2)).readUInt16BE(0);
-        const name = decodeName(await reader.read(nameLength));
+        const field = await reader.read(nameLength);
         if (op === Op.GET) {
+          // The name, and for a resumed GET a NUL and the byte to start at, as over UDP.
+          const { name, from } = decodeGet(field);
           const file = openInside(dir, name);
           fd = file.fd;
           const size = file.size;
-          log(`${who} tcp GET ${name} (${formatBytes(size)})`);
+          if (from > size) throw new BadNameError(`cannot resume ${quoteName(name)} from byte ${from}: it has ${size} bytes`);
+          log(`${who} tcp GET ${name}${from > 0 ? ` from byte ${from}` : ''} (${formatBytes(size)})`);
+          const hash = createHash('sha256');
+          if (from > 0) {
+            const opened = fd;
+            await new Promise<void>((resolve, reject) => hashPrefix(opened, from, hash, () => socket.destroyed, (error) => (error ? reject(error) : resolve())));
+            if (socket.destroyed) return;
+          }
           const head = Buffer.alloc(9);
           head.writeBigUInt64BE(BigInt(size), 1);
           socket.write(head);
-          const hash = createHash('sha256');
-          for (let offset = 0; offset < size; ) {
+          for (let offset = from; offset < size; ) {
             const chunk = Buffer.alloc(Math.min(256 * 1024, size - offset));
             const n = readSync(fd, chunk, 0, chunk.length, offset);
             if (n <= 0) throw new Error('the file shrank while being sent');
@@ -379,6 +427,7 @@ export function serveTcp(server: net.Server, { dir, log = silent, idleTimeoutMs 
           }
           socket.end(hash.digest());
         } else if (op === Op.PUT) {
+          const name = decodeName(field);
           const size = await readSize64(reader);
           upload = createInside(dir, name);
           log(`${who} tcp PUT ${name} (${formatBytes(size)})`);
