@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type dgram from 'node:dgram';
 import { type FakeNtp, startFakeNtp } from '../fake-ntp.ts';
+import { createNetnsPair } from '../netns.ts';
 import { checkLogged, type ClientRun, type Context, cliRequirement, defineScenario, PEERS, type Server, TRACEBACK } from '../scenario.ts';
 import { closeUdp, tcpConnect, udpExchange, udpSocket } from '../wire.ts';
 
@@ -132,6 +133,8 @@ function tzdataOffset(zone: string, atMs: number): number {
 function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
   ctx.t.notOk(run.timedOut, `${what}: the client gave up by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
   ctx.t.ok(run.exit.code !== 0 && run.exit.code !== null, `${what}: exit status is non-zero (was ${run.exit.code ?? run.exit.signal})`);
+  // A usage message is a refusal of the command line, not the failure being checked.
+  ctx.t.notMatch(run.stderr, /^usage:/im, `${what}: it failed, not refused its command line (stderr: ${run.stderr.trim().split('\n').slice(-2).join(' | ') || 'empty'})`);
   ctx.t.notMatch(run.stderr, TRACEBACK, `${what}: no stack trace`);
 }
 
@@ -153,9 +156,38 @@ const ZONES = ['America/Argentina/Buenos_Aires', 'Europe/Madrid', 'Asia/Kolkata'
 const FIXED: Record<string, number> = { 'UTC-03:00': -10800, 'UTC+05:30': 19800 };
 
 export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol and NTP synchronisation', [
-  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--format FORMAT/, /--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--format FORMAT/, /--host HOST/, /--port PORT/] }), tier: 'assignment' },
   {
+    id: 'format-c',
+    tier: 'assignment',
+    title: "as the assignment runs it (server with --host/--port only, client --format %c), on a host with no route out: the client prints this year's date and a time",
+    roles: ['server', 'client'],
+    peers: [PEERS.ip],
+    root: true,
+    timeoutMs: 60_000,
+    async run(ctx) {
+      // The server must synchronise with "algún servidor de hora", a public one by default; in a
+      // namespace of the harness's own with loopback alone, its tries fail at once and nothing leaves.
+      // Both run there; the PDU between them is the submission's own.
+      const hosts = await createNetnsPair();
+      try {
+        const inB = (command: string[]) => hosts.exec('b', command);
+        const server = await ctx.server('server', 'udp', [], { wrap: inB });
+        const run = await ctx.clientWrapped('client', ['--format', '%c', '--host', server.host, '--port', String(server.port)], inB, { timeoutMs: 30_000 });
+        const said = `stdout ${JSON.stringify(run.stdout.trim().slice(0, 120))}, stderr ${JSON.stringify(run.stderr.trim().split('\n').at(-1) ?? '')}`;
+        ctx.t.equal(run.exit.code, 0, `client --format %c exits 0 (observed ${run.exit.code ?? run.exit.signal}; ${said})`);
+        const year = String(new Date().getUTCFullYear());
+        ctx.t.match(run.stdout, new RegExp(`(?=[\\s\\S]*\\b(${year}|${Number(year) - 1}|${Number(year) + 1})\\b)[\\s\\S]*\\d{1,2}:\\d\\d`), `it prints a date with the year and a time (${said})`);
+      } finally {
+        await hosts.destroy();
+      }
+    },
+  },
+  {
+    // Refusing an unknown directive with exit 2, naming it, is this project's; Python's strftime passes it through.
     id: 'bad-format',
+    tier: 'beyond',
+    features: ['errors:format'],
     title: 'an unknown strftime directive in --format is refused with exit 2, naming it',
     roles: ['client'],
     async run(ctx) {
@@ -167,6 +199,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'zones',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', '--tz', 'format:project-pdu'],
     title: "the client's time for several zones carries each zone's true offset (checked against tzdata)",
     roles: ['server', 'client'],
     async run(ctx) {
@@ -194,6 +228,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'server-region',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', '--tz', '--locale', '--daytime'],
     title: 'the server told --tz Asia/Tokyo answers a request naming no zone with Tokyo time, and --format %c works',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -210,6 +246,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'unknown-zone',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', '--tz'],
     title: 'an unknown zone gets the error status, and the client says so',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -231,7 +269,10 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
     },
   },
   {
+    // The PDU is the student's own (the assignment fixes only that it is fixed-length).
     id: 'malformed',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', 'format:project-pdu'],
     title: 'malformed datagrams get a malformed-request status or the daytime line, and the server serves on',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -274,6 +315,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'chronyd',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', 'format:project-pdu'],
     title: 'synchronised with a real chronyd (local stratum 8) on loopback, the server reports stratum 9 and an offset near 0',
     roles: ['server'],
     peers: [PEERS.chronyd],
@@ -318,6 +361,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'ntp-ahead',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', 'format:project-pdu'],
     title: 'against an NTP server 3.5 s ahead, the served time is 3.5 s ahead within the measured delay',
     roles: ['server'],
     async run(ctx) {
@@ -351,6 +396,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'ntp-wrong-origin',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', 'format:project-pdu'],
     title: 'replies whose origin timestamp is not ours are rejected: the server stays unsynchronised and says why',
     roles: ['server'],
     async run(ctx) {
@@ -377,6 +424,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'ntp-unreachable',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples'],
     title: 'with its NTP server unreachable the server serves on, reports itself unsynchronised, and logs why',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -399,6 +448,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'daytime-own',
+    tier: 'beyond',
+    features: ['--ntp', '--ntp-interval', '--ntp-samples', '--tz', '--locale', '--daytime', '--tcp'],
     title: 'the --daytime client reads the RFC 867 line from our server over UDP and TCP; a raw datagram gets it too',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -422,6 +473,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'daytime-socat',
+    tier: 'beyond',
+    features: ['--daytime', '--tcp', '--timeout'],
     title: 'the --daytime client reads the line socat serves from `date`, over UDP and TCP',
     roles: ['client'],
     peers: [PEERS.socat],
@@ -455,6 +508,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
   },
   {
     id: 'client-silence',
+    tier: 'beyond',
+    features: ['--timeout', '--retries'],
     title: 'the client gives up with a clear error when nothing answers',
     roles: ['client'],
     async run(ctx) {
@@ -463,7 +518,8 @@ export default defineScenario('ej02', 'Daytime (RFC 867), a time-zone protocol a
         const port = socket.address().port;
         const run = await ctx.client('client', ['--host', '127.0.0.1', '--port', String(port), '--timeout', '0.3', '--retries', '1']);
         checkCleanFailure(ctx, run, 'a server that never answers');
-        ctx.t.match(run.stderr, /no answer|timed? ?out/i, `it says nothing answered (${run.stderr.trim().slice(0, 200)})`);
+        // Not `timeout` inside an option's name (`--timeout` in a usage line).
+        ctx.t.match(run.stderr, /no answer|(?<![-\w])timed? ?out(?![-\w])/i, `it says nothing answered (observed: ${run.stderr.trim().slice(0, 200) || 'nothing'})`);
       } finally {
         await closeUdp(socket);
       }
