@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodePacket, decodePut, encodePacket, encodePut, encodeSize, encodeText, Flag, HEADER_LENGTH, MAX_DATA, Packet, readSize, splitToken, TOKEN_LENGTH, Type, unwrap, wrap } from './protocol.ts';
+import { decodeGet, decodePacket, decodePut, encodeGet, isOldServerRefusal, encodePacket, encodePut, encodeSize, encodeText, Flag, HEADER_LENGTH, MAX_DATA, Packet, readSize, splitToken, TOKEN_LENGTH, Type, unwrap, wrap } from './protocol.ts';
 
 const sample = (data = new Uint8Array([1, 2, 3])): Packet => ({
   sequence: 0xfffffffe,
@@ -88,4 +88,21 @@ t.test('encodeText() cuts at a character boundary', async (t) => {
   t.same(encodeText('abc', 10), new TextEncoder().encode('abc'));
   t.equal(new TextDecoder('utf-8', { fatal: true }).decode(encodeText('€€€', 7)), '€€', '7 bytes hold two 3-byte characters, not two and a third');
   t.equal(encodeText('€'.repeat(1000), MAX_DATA).length, 1398);
+});
+
+t.test('encodeGet() is the name alone for a plain GET, and name NUL digits to resume; decodeGet() reads both back', async (t) => {
+  t.same(Buffer.from(encodeGet('libro.txt')).toString('latin1'), 'libro.txt', 'a plain GET is what it was before -c');
+  t.same(Buffer.from(encodeGet('año/libro.txt', 131072)).toString('utf8'), 'año/libro.txt\u0000131072');
+  t.same(decodeGet(encodeGet('año/libro.txt', 131072)), { name: 'año/libro.txt', from: 131072 });
+  t.same(decodeGet(encodeGet('libro.txt')), { name: 'libro.txt', from: 0 });
+  for (const tail of ['', '-1', '01', '1e3', '12x', ' 5', '99999999999999999']) {
+    t.throws(() => decodeGet(new TextEncoder().encode(`f\u0000${tail}`)), SyntaxError, `offset '${tail}' refused`);
+  }
+  t.throws(() => decodeGet(new Uint8Array(700)), SyntaxError, '700 NULs refused');
+});
+
+t.test('isOldServerRefusal() recognises how a server without -c refuses a resumed name', async (t) => {
+  t.ok(isOldServerRefusal("bad file name 'big.bin\\x00123'"));
+  t.notOk(isOldServerRefusal("no such file 'big.bin'"));
+  t.notOk(isOldServerRefusal("cannot resume 'f.bin' from byte 400000: it has 300000 bytes"));
 });
