@@ -191,6 +191,7 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
 
     let mode: 'get' | 'put' | undefined;
     let prefixPending = false;
+    let resumedFrom = 0;
     const pull = (): Message | undefined => {
       if (mode !== 'get' || fd === undefined || finQueued || prefixPending) return undefined;
       if (offset < size) {
@@ -227,6 +228,7 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
             if (from > size) return fail(`cannot resume ${quoteName(name)} from byte ${from}: it has ${size} bytes`);
             mode = 'get';
             offset = from;
+            resumedFrom = from;
             log(`${who} GET ${name}${from > 0 ? ` from byte ${from}` : ''} (${formatBytes(size)})`);
             conn.send(Type.OK, encodeSize(size));
             if (from > 0) {
@@ -295,7 +297,8 @@ export function serveUdp(socket: dgram.Socket, options: ServerOptions): { counte
       const seconds = (performance.now() - started) / 1000;
       if (mode === 'get' && !peerFin) return; // the client has not confirmed yet
       const s = conn.stats;
-      finish(true, `${mode === 'get' ? 'sent' : 'received'} ${formatBytes(size)} in ${seconds.toFixed(2)} s; ${s.retransmissions} retransmissions, srtt ${s.srttMs?.toFixed(1) ?? '-'} ms`);
+      const what = mode === 'get' ? `sent ${formatBytes(size - resumedFrom)}${resumedFrom > 0 ? ` (from byte ${resumedFrom})` : ''}` : `received ${formatBytes(size)}`;
+      finish(true, `${what} in ${seconds.toFixed(2)} s; ${s.retransmissions} retransmissions, srtt ${s.srttMs?.toFixed(1) ?? '-'} ms`);
     };
 
     const conn: Connection = new Connection({
