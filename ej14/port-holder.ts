@@ -29,6 +29,16 @@ async function listeningInodes(port: number): Promise<Set<string>> {
   return inodes;
 }
 
+/** A command line without the loader flags tsx gives node (`--require …preflight.cjs --import …loader.mjs`). */
+function readable(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (i > 0 && /^--(require|import|loader)$/.test(argv[i]!) && /node_modules/.test(argv[i + 1] ?? '')) i++;
+    else out.push(argv[i]!);
+  }
+  return out;
+}
+
 /** The process listening on TCP `port`, if this process may see it. */
 export async function portHolder(port: number): Promise<PortHolder | undefined> {
   const inodes = await listeningInodes(port);
@@ -41,7 +51,7 @@ export async function portHolder(port: number): Promise<PortHolder | undefined> 
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       if (!wanted.has(target)) continue;
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      const command = cmdline.split('\0').filter(Boolean).join(' ');
+      const command = readable(cmdline.split('\0').filter(Boolean)).join(' ');
       return { pid: Number(pid), command: command.length > 160 ? `${command.slice(0, 159)}…` : command };
     }
   }
