@@ -248,12 +248,29 @@ export interface AnswerOptions {
 }
 
 /**
- * The answering side: reads PDUs from `socket` one at a time, in order, and
- * writes what `handle` returns. A handler that throws answers ERROR with the
- * message; a malformed frame is answered with ERROR and the connection closed
- * (the stream cannot be resynchronised), and a PDU whose MAC fails closes it
- * without an answer. `handle` learns whether the connection is in the
- * authenticated mode. Returns at once; the socket is served until it closes.
+ * PDUs of one connection read but not yet answered, past which the
+ * connection is not read until its queue drains: a client that pipelines
+ * thousands of PDUs holds at most this many (and one read's worth) in the
+ * server, and the kernel's buffers and TCP's window hold the rest.
+ */
+export const MAX_QUEUED = 32;
+
+/**
+ * The answering side: reads PDUs from `socket` and answers them one at a
+ * time, in order, with what `handle` returns. A handler that throws answers
+ * ERROR with the message; a malformed frame is answered with ERROR and the
+ * connection closed (the stream cannot be resynchronised), and a PDU whose
+ * MAC fails closes it without an answer. `handle` learns whether the
+ * connection is in the authenticated mode. Returns at once; the socket is
+ * served until it closes.
+ *
+ * At most {@link MAX_QUEUED} PDUs wait; beyond that the socket is paused. A
+ * connection that closes has its waiting PDUs dropped, not run: nobody is
+ * left to read their answers (found by the fuzz campaign: connections that
+ * had sent thousands of PDUs and gone kept the master busy for seconds, and
+ * a new client waited behind them). A peer that shuts down its sending side
+ * still gets every answer, then the end of the connection: the server must
+ * be created with `allowHalfOpen: true` for that.
  */
 export function answer(
   socket: net.Socket,
@@ -263,8 +280,39 @@ export function answer(
 ): void {
   let framing: Framing | undefined = secret ? undefined : plainFraming();
   let hello = Buffer.alloc(0);
-  let chain = Promise.resolve();
+  const queue: { frame: Message; framing: Framing }[] = [];
+  let busy = false;
+  let gone = false;
+  let peerEnded = false;
+  let refused = false;
   socket.setNoDelay(true);
+
+  const finishIfDone = () => {
+    if (peerEnded && !busy && queue.length === 0 && !socket.destroyed) socket.end();
+  };
+  const pump = async () => {
+    if (busy) return;
+    busy = true;
+    while (queue.length > 0 && !gone) {
+      const { frame, framing: f } = queue.shift() as { frame: Message; framing: Framing };
+      if (queue.length < MAX_QUEUED / 2 && socket.isPaused() && !refused && !peerEnded) socket.resume();
+      let reply: Message;
+      try {
+        reply = await handle(frame, f.authenticated);
+      } catch (error) {
+        reply = message(ERROR, frame.path, (error as Error).message);
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = f.encode(reply);
+      } catch (error) {
+        bytes = f.encode(message(ERROR, '', `answer cannot be sent: ${(error as Error).message}`));
+      }
+      if (!socket.destroyed && socket.writable) socket.write(bytes);
+    }
+    busy = false;
+    finishIfDone();
+  };
   const serve = (chunk: Uint8Array, f: Framing) => {
     let frames: Message[];
     try {
@@ -272,6 +320,8 @@ export function answer(
     } catch (error) {
       const why = (error as Error).message;
       onProtocolError(why);
+      refused = true;
+      queue.length = 0;
       if (error instanceof MacError) {
         socket.destroy();
         return;
@@ -281,25 +331,12 @@ export function answer(
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    for (const frame of frames) {
-      chain = chain.then(async () => {
-        let reply: Message;
-        try {
-          reply = await handle(frame, f.authenticated);
-        } catch (error) {
-          reply = message(ERROR, frame.path, (error as Error).message);
-        }
-        let bytes: Uint8Array;
-        try {
-          bytes = f.encode(reply);
-        } catch (error) {
-          bytes = f.encode(message(ERROR, '', `answer cannot be sent: ${(error as Error).message}`));
-        }
-        if (!socket.destroyed) socket.write(bytes);
-      });
-    }
+    for (const frame of frames) queue.push({ frame, framing: f });
+    if (queue.length >= MAX_QUEUED) socket.pause();
+    void pump();
   };
   socket.on('data', (chunk: Buffer) => {
+    if (refused) return;
     if (framing) return serve(chunk, framing);
     // With a secret, the first bytes say which mode the peer speaks.
     hello = Buffer.concat([hello, chunk]);
@@ -314,6 +351,14 @@ export function answer(
     framing = macFraming(secret as Uint8Array, hello.subarray(AUTH_MAGIC.length, HELLO_LENGTH), nonceS, 'acceptor');
     const rest = hello.subarray(HELLO_LENGTH);
     if (rest.length > 0) serve(rest, framing);
+  });
+  socket.on('end', () => {
+    peerEnded = true;
+    finishIfDone();
+  });
+  socket.on('close', () => {
+    gone = true;
+    queue.length = 0;
   });
   socket.on('error', () => {});
 }

@@ -262,7 +262,7 @@ export function createMaster({ root, log = silent, secret }: MasterOptions): Mas
   };
 
   const server = trackConnections(
-    net.createServer((socket) => {
+    net.createServer({ allowHalfOpen: true }, (socket) => {
       const peer = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
       answer(socket, (m, authenticated) => handle(m, socket, authenticated), (why) => log(`${peer}: malformed PDU, connection closed: ${why}`), { secret });
     }),

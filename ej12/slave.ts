@@ -176,7 +176,7 @@ export function createSlave({ root, master, log = silent, retryMs = 1000, secret
   };
 
   const server = trackConnections(
-    net.createServer((socket) => {
+    net.createServer({ allowHalfOpen: true }, (socket) => {
       const peer = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
       answer(
         socket,

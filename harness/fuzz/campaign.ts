@@ -134,7 +134,7 @@ async function runPool(cases: Case[], running: Running, concurrency: number): Pr
   return errors;
 }
 
-function tail(proc: Proc, n = 4): string {
+function tail(proc: Proc, n = 12): string {
   const last = (text: string) => text.trimEnd().split('\n').slice(-n).join(' | ').slice(-500);
   return [proc.stderr && `stderr: ${last(proc.stderr)}`, proc.stdout && `stdout: ${last(proc.stdout)}`].filter(Boolean).join('; ');
 }
@@ -314,7 +314,7 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
         const failure = await check(current);
         validOk = failure === undefined;
         if (validOk) report.validAfter.ok++;
-        else note('invalid-answer', `no correct answer to a valid request after the batch: ${failure}`);
+        else note('invalid-answer', `no correct answer to a valid request after the batch: ${failure}; the server's last output: ${tail(current.running.proc)}`);
         now = await sample(current);
         if ((now.fds ?? 0) > fdBound) note('fd-leak', `${now.fds} descriptors open after the batch settled, ${report.baseFds} at start (bound ${fdBound}); they are: ${await describeFds(current.pid)} (at start: ${baseKinds})`);
         if ((now.rss ?? 0) > rssBound) note('rss-growth', `RSS ${((now.rss ?? 0) / MB).toFixed(0)} MB after the batch, ${(report.baseRss / MB).toFixed(0)} MB at start (bound +${(options.rssSlackBytes / MB).toFixed(0)} MB)`);

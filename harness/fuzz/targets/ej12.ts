@@ -1,5 +1,5 @@
 /** ej12: the replicated directory's master (clients' port) and a slave (the port its master connects to). @module */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { streamCaseFor } from '../cases.ts';
@@ -71,7 +71,7 @@ async function seedRoot(dir: string): Promise<string> {
  * REGISTRARs): a REGISTRAR from loopback naming a port that accepts and never
  * answers (a silent slave) leaves every later mutating command unanswered.
  */
-const silentSlave: FixedCase = {
+const silentSlave: FixedCase<string> = {
   id: 'ej12-master:silent-slave',
   finding: 'fuzz campaign, 2026-12-01',
   kind: 'fixed',
@@ -93,16 +93,54 @@ const silentSlave: FixedCase = {
   },
 };
 
-export const ej12master: FuzzTarget = {
+/**
+ * Found by this campaign (seed 1, ej12-master batch 15 of 1000): connections
+ * that had each pipelined thousands of PDUs and gone kept the master running
+ * their PDUs for seconds after, so the next client's `ls` went unanswered
+ * for over 5 s. The master must drop the queued work of a connection that
+ * went away: its tree stops changing once they are gone.
+ */
+const pipelinedThenGone: FixedCase<string> = {
+  id: 'ej12-master:pipelined-then-gone',
+  finding: 'fuzz campaign, 2026-12-01',
+  kind: 'fixed',
+  detail: 'tcp: 40 connections each pipeline 500 REMOTO ["mkdir",…] in one write and reset at the first answer; 2 s later the tree must have stopped growing',
+  async run(running) {
+    const prefix = `p${Math.random().toString(36).slice(2, 8)}`;
+    const burst = (c: number) => Buffer.concat(Array.from({ length: 500 }, (_, i) => pdu(1, '', JSON.stringify(['mkdir', `${prefix}-${c}-${i}`]))));
+    await Promise.all(
+      Array.from({ length: 40 }, (_, c) =>
+        new Promise<void>((resolve) => {
+          const socket = net.connect(running.port, HOST, () => socket.write(burst(c)));
+          const timer = setTimeout(() => socket.destroy(), 5000);
+          socket.once('data', () => socket.resetAndDestroy());
+          socket.on('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          socket.on('error', () => {});
+        }),
+      ),
+    );
+    const count = async () => (await readdir(running.state)).filter((name) => name.startsWith(prefix)).length;
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = await count();
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await count();
+    if (after > before) throw new Error(`the master kept running the PDUs of 40 connections that had gone: ${after - before} more directories 2 to 4 s after they went (${after} of 20000 in all)`);
+  },
+};
+
+export const ej12master: FuzzTarget<string> = {
   name: 'ej12-master',
   title: 'ej12 master (clients and slaves connect to it)',
   async setup(env) {
     const root = await seedRoot(path.join(env.dir, 'master'));
     const { proc, port } = await startWatched(env, 'ej12', 'master', (p) => ['--host', HOST, '--port', String(p), '--root', root]);
-    return { proc, port, state: undefined };
+    return { proc, port, state: root };
   },
   generate: (rng, index) => streamCaseFor(rng, `ej12-master#${index}`, { label: 'tcp', port: (r) => r.port, valid: masterRequest, lengthFields }),
-  fixed: [silentSlave],
+  fixed: [silentSlave, pipelinedThenGone],
   async check(running) {
     const got = await tcpRequest(HOST, running.port, pdu(1, '', JSON.stringify(['ls', ''])), (b) => whole(b) !== undefined);
     const m = whole(got);
