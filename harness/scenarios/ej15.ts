@@ -18,12 +18,22 @@
  * current view. Bounds are generous (the machine is shared): they check that
  * things happen, never how fast.
  *
+ * Tiers. The assignment fixes the command line, the ports (8000–8005) and
+ * discovery by a `SOCK_DGRAM` socket with `SO_BROADCAST`; it leaves the
+ * listing's form, the messages and any TCP port to the student. So the
+ * assignment tier is: a node's broadcast reaches another host of the segment
+ * (`broadcast`), and each node's output comes to name every document the
+ * other nodes hold (`exchange`), the listing printed on its own or asked for
+ * as the manifest declares (`[ej15.declare] listing = stdin:COMMAND`). Every
+ * check that reads the block above (`format:project-listing`), speaks this
+ * project's datagrams (`format:project-pdu`) or passes its options is beyond.
+ *
  * @module
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Proc } from '../proc.ts';
+import { isPortBound, type Proc } from '../proc.ts';
 import { type Context, cliRequirement, defineScenario, PEERS, type Requirement, TRACEBACK } from '../scenario.ts';
 import { createSegment, type Segment, segmentSupport } from '../segment.ts';
 
@@ -262,12 +272,190 @@ async function forge(ctx: Context, segment: Segment, i: number, mode: 'bye' | 'a
   return { id, fetched: Number(fetched), sent };
 }
 
+
+/** The ports the assignment allows; a node broadcasts to one or more of them. */
+const ALLOWED_PORTS = [8000, 8001, 8002, 8003, 8004, 8005];
+
+/**
+ * A node started with the assignment's command line alone on host `i`:
+ * `--host 10.78.0.N --port 8000 --folder DIR`, stdin kept open as a terminal's
+ * would be. Ready when it printed a `listening on` line or has held port 8000
+ * (TCP or UDP: the assignment says only SOCK_DGRAM) for a second.
+ */
+async function startAssignmentNode(ctx: Context, segment: Segment, i: number, dir: string, { port = PORT, withHost = true } = {}): Promise<Proc> {
+  const host = segment.hosts[i];
+  if (!host) throw new RangeError(`No host ${i} on this segment`);
+  const where = withHost ? ['--host', host.address] : [];
+  const command = [...ctx.command('node'), ...where, '--port', String(port), '--folder', dir];
+  const proc = ctx.supervisor.start('node', segment.exec(i, command), { cwd: ctx.target.cwd, stdin: true });
+  let boundSince: number | undefined;
+  const poll = setInterval(() => {
+    void Promise.all([isPortBound(port, 'tcp', proc.pid), isPortBound(port, 'udp', proc.pid)]).then(([tcp, udp]) => {
+      if (!tcp && !udp) boundSince = undefined;
+      else boundSince ??= performance.now();
+    });
+  }, 100);
+  try {
+    await proc.until(
+      () => (/^listening on /m.test(proc.stdout) || (boundSince !== undefined && performance.now() - boundSince >= 1000) ? true : undefined),
+      30_000,
+      `port ${port} bound on ${host.address} (TCP or UDP), or a "listening on" line`,
+    );
+  } catch {
+    const exit = proc.exit ? `exited ${proc.exit.code ?? proc.exit.signal}` : 'still running';
+    ctx.t.fail(`expected the node (${command.slice(-6).join(' ')}) to bind port ${port} within 30 s; observed: ${exit}, stderr: ${proc.stderr.trim().slice(-300) || 'empty'}`);
+  } finally {
+    clearInterval(poll);
+  }
+  return proc;
+}
+
+/**
+ * Waits until each node's output names every document that only the other
+ * nodes hold (`docs[i]`: node i's), asking for the listing on stdin every
+ * 2 s when the manifest says how; checks it, or ends the requirement n/a
+ * when no node printed any such name and there is no declared way to ask.
+ */
+async function checkExchange(ctx: Context, procs: Proc[], docs: string[][], labels: string[]): Promise<void> {
+  const ask = listingCommand(ctx);
+  const timer = ask === undefined ? undefined : setInterval(() => { for (const proc of procs) if (!proc.exit) proc.write(`${ask}\n`, { keepOpen: true }); }, 2000);
+  try {
+    const others = docs.map((own, i) => [...new Set(docs.filter((_, j) => j !== i).flat())].filter((doc) => !own.includes(doc)));
+    const named = (i: number) => (others[i] ?? []).filter((doc) => (procs[i]?.stdout ?? '').includes(doc));
+    await Promise.all(procs.map((proc, i) => proc.until(() => (named(i).length === others[i]?.length ? true : undefined), DISCOVERY_MS, "the other nodes' documents").catch(() => undefined)));
+    if (procs.every((_, i) => named(i).length === 0) && ask === undefined) {
+      ctx.notApplicable(`no node printed any other node's document within ${DISCOVERY_MS / 1000} s, and the manifest declares no way to ask for the listing ([ej15.declare] listing = stdin:COMMAND)`);
+    }
+    for (const [i, proc] of procs.entries()) {
+      ctx.t.same(named(i), others[i], `expected ${labels[i]}'s output to name ${others[i]?.join(', ')} within ${DISCOVERY_MS / 1000} s; observed ${named(i).join(', ') || 'none of them'}; stdout tail: ${JSON.stringify(proc.stdout.slice(-200))}`);
+      ctx.t.equal(proc.exit, undefined, `${labels[i]} is still running`);
+      ctx.t.notMatch(proc.stderr, TRACEBACK, `${labels[i]} printed no stack trace`);
+    }
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * Listens on every allowed port of host `i` (bound to 0.0.0.0, so broadcasts
+ * arrive) and records who sent what. The host runs nothing else and sends
+ * nothing, so no node knows its address: what arrives was broadcast.
+ */
+const LISTENER = `
+const dgram = require('node:dgram');
+const ports = ${JSON.stringify(ALLOWED_PORTS)};
+let bound = 0;
+for (const port of ports) {
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  s.on('error', (e) => console.log('error ' + port + ' ' + e.code));
+  s.on('message', (m, r) => console.log('from ' + r.address + ':' + r.port + ' to ' + port + ' ' + m.length + ' bytes'));
+  s.bind(port, '0.0.0.0', () => { if (++bound === ports.length) console.log('bound'); });
+}
+setTimeout(() => process.exit(0), Number(process.argv[1])).unref();
+`;
+
+/** The documents each of the three nodes holds, the assignment tier's world. */
+const DOCS = [['alfa.txt', 'compartido.txt'], ['beta.txt', 'compartido.txt'], ['gamma.txt']];
+
+/** What line on stdin asks a node for its listing, if the manifest declares one (`listing = stdin:COMMAND`). */
+function listingCommand(ctx: Context): string | undefined {
+  const declared = ctx.declared('listing');
+  if (declared === undefined || declared === 'stdout') return undefined;
+  const command = /^stdin:(.*)$/.exec(declared)?.[1];
+  if (command === undefined) ctx.notApplicable(`[ej15.declare] listing = ${declared} is not understood (expected stdout or stdin:COMMAND)`);
+  return command;
+}
+
 const segmentRequirement = (req: Omit<Requirement, 'roles' | 'peers' | 'root'>): Requirement => ({ roles: ['node'], peers: [PEERS.ip], root: true, timeoutMs: 150_000, ...req });
 
 export default defineScenario('ej15', 'Distributed document index over UDP broadcast', [
-  cliRequirement({ node: [/--host HOST/, /--port PORT/, /--folder FOLDER/] }),
+  { ...cliRequirement({ node: [/--host HOST/, /--port PORT/, /--folder FOLDER/] }), tier: 'assignment' },
+  segmentRequirement({
+    id: 'example',
+    tier: 'assignment',
+    title: "the assignment's example, two nodes on one machine (--port 8000 --folder Folder/, --port 8001 --folder Folder2/, default host): each one's listing comes to name the other's documents",
+    async run(ctx) {
+      const reason = await segmentSupport();
+      if (reason) ctx.skip(reason);
+      // A namespace of its own: its loopback and its ports 8000-8001 are this requirement's alone.
+      const root = await mkdtemp(path.join(tmpdir(), 'ej15-example-'));
+      const machine = await createSegment(1);
+      const procs: Proc[] = [];
+      const docs = [['alfa.txt', 'compartido.txt'], ['beta.txt', 'compartido.txt']];
+      try {
+        for (const [i, folder] of ['Folder', 'Folder2'].entries()) {
+          const dir = path.join(root, folder);
+          await mkdir(dir);
+          for (const doc of docs[i] ?? []) await writeFile(path.join(dir, doc), `${doc} in ${folder}\n`);
+          procs.push(await startAssignmentNode(ctx, machine, 0, `${dir}/`, { port: PORT + i, withHost: false }));
+        }
+        await checkExchange(ctx, procs, docs, ['the node on port 8000', 'the node on port 8001']);
+      } finally {
+        await Promise.all(procs.map((proc) => proc.stop({ graceMs: 3000 })));
+        await machine.destroy();
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  }),
+  segmentRequirement({
+    id: 'broadcast',
+    tier: 'assignment',
+    title: 'a node started as the assignment shows (--host, --port 8000, --folder) sends UDP broadcasts that reach another host of the segment on a port of 8000-8005',
+    async run(ctx) {
+      const reason = await segmentSupport();
+      if (reason) ctx.skip(reason);
+      const root = await mkdtemp(path.join(tmpdir(), 'ej15-broadcast-'));
+      const segment = await createSegment(2);
+      let node: Proc | undefined;
+      try {
+        const listener = ctx.spawn('listener', segment.exec(1, [process.execPath, '-e', LISTENER, '60000']));
+        await listener.until(() => (/^bound$/m.test(listener.stdout) ? true : undefined), 10_000, 'the listener bound on 10.78.0.2');
+        await writeFile(path.join(root, 'alfa.txt'), 'alfa\n');
+        node = await startAssignmentNode(ctx, segment, 0, root);
+        const heardFrom = /^from 10\.78\.0\.1:(\d+) to (\d+) (\d+) bytes$/gm;
+        await listener.until(() => (/^from 10\.78\.0\.1:/m.test(listener.stdout) ? true : undefined), 25_000, 'a datagram from 10.78.0.1').catch(() => undefined);
+        const from = [...listener.stdout.matchAll(heardFrom)];
+        ctx.t.ok(from.length > 0, `expected a datagram from 10.78.0.1 at 10.78.0.2 (which sent nothing) within 25 s of the node's start, on a port of ${ALLOWED_PORTS[0]}-${ALLOWED_PORTS.at(-1)}; observed none (listener: ${listener.stdout.trim().slice(0, 200)}; node ${node.exit ? `exited ${node.exit.code ?? node.exit.signal}` : 'running'}, stderr: ${node.stderr.trim().slice(-300) || 'empty'})`);
+        if (from.length > 0) ctx.t.comment(`heard ${from.length} broadcasts, to ports ${[...new Set(from.map((m) => m[2]))].join(', ')}`);
+        await listener.stop();
+        ctx.t.equal(node.exit, undefined, 'the node is still running while it broadcasts');
+        ctx.t.notMatch(node.stderr, TRACEBACK, 'the node printed no stack trace');
+      } finally {
+        await node?.stop({ graceMs: 3000 });
+        await segment.destroy();
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  }),
+  segmentRequirement({
+    id: 'exchange',
+    tier: 'assignment',
+    title: "three nodes started as the assignment shows, on three hosts of one segment: each one's listing comes to name every document the other two hold",
+    async run(ctx) {
+      const reason = await segmentSupport();
+      if (reason) ctx.skip(reason);
+      const root = await mkdtemp(path.join(tmpdir(), 'ej15-exchange-'));
+      const segment = await createSegment(3);
+      const procs: Proc[] = [];
+      try {
+        for (const [i, docs] of DOCS.entries()) {
+          const dir = path.join(root, `node${i + 1}`);
+          await mkdir(dir);
+          for (const doc of docs) await writeFile(path.join(dir, doc), `${doc} on node ${i + 1}\n`);
+          procs.push(await startAssignmentNode(ctx, segment, i, dir));
+        }
+        await checkExchange(ctx, procs, DOCS, segment.hosts.map((h) => h.address));
+      } finally {
+        await Promise.all(procs.map((proc) => proc.stop({ graceMs: 3000 })));
+        await segment.destroy();
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  }),
   segmentRequirement({
     id: 'discover',
+    tier: 'beyond',
+    features: ['format:project-listing'],
     title: 'three nodes on three hosts of one segment find each other by broadcast and each prints the full index',
     async run(ctx) {
       await withNodes(ctx, async ({ nodes }) => {
@@ -277,6 +465,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'changes',
+    tier: 'beyond',
+    features: ['format:project-listing'],
     title: "a file added to one folder, and one removed from another, show in the other nodes' index",
     async run(ctx) {
       await withNodes(ctx, async ({ nodes, expected }) => {
@@ -291,6 +481,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'sigkill-expires',
+    tier: 'beyond',
+    features: ['format:project-listing'],
     title: "a node killed with SIGKILL (no goodbye) leaves the others' index after their timeout",
     async run(ctx) {
       await withNodes(ctx, async ({ nodes, expected }) => {
@@ -304,6 +496,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'sigint-bye',
+    tier: 'beyond',
+    features: ['format:project-listing'],
     title: "a node stopped with SIGINT announces its departure: it leaves the others' index at once, and exits cleanly",
     async run(ctx) {
       await withNodes(ctx, async ({ nodes }) => {
@@ -319,6 +513,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'garbage',
+    tier: 'beyond',
+    features: ['format:project-listing'],
     title: 'garbage datagrams (not JSON, truncated, wrong version, bad id, 1400 bytes of 0xff, empty) are ignored and the nodes work on',
     async run(ctx) {
       await withNodes(ctx, async ({ segment, nodes, expected }) => {
@@ -338,6 +534,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'forged-bye',
+    tier: 'beyond',
+    features: ['format:project-pdu', 'format:project-listing'],
     title: "a bye naming a node's id, sent by another host of the segment, does not remove that node from the others' index (this project's protocol)",
     async run(ctx) {
       await withNodes(
@@ -366,6 +564,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'key',
+    tier: 'beyond',
+    features: ['--key-file', 'format:project-pdu', 'format:project-listing'],
     title: 'with --key-file, nodes sharing the key find each other, and an unsigned hello, a made-up mac, a forged bye and a replayed hello from another host are not believed (beyond the assignment)',
     async run(ctx) {
       const help = await ctx.client('node', ['-h']);
@@ -395,6 +595,8 @@ export default defineScenario('ej15', 'Distributed document index over UDP broad
   }),
   segmentRequirement({
     id: 'list',
+    tier: 'beyond',
+    features: ['--list', 'format:project-listing'],
     title: 'node --list, started on one host of the segment, prints the index of the three nodes and exits',
     async run(ctx) {
       await withNodes(ctx, async ({ segment, expected }) => {
