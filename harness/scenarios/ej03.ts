@@ -74,7 +74,24 @@ const NGINX_EXTRA = `
  * it can run in another folder (where wget's default file names land).
  */
 function commandIn(ctx: Context, role: string): string[] {
-  return ctx.command(role).map((word) => (!word.startsWith('-') && word.includes('/') && existsSync(path.join(ctx.target.cwd, word)) ? path.join(ctx.target.cwd, word) : word));
+  // Every word naming a file of the target's folder, `ejer3.py` as well as `ej03/wget.ts`
+  // (only words with a slash were made absolute, so `python3 ejer3.py` found no script).
+  return ctx.command(role).map((word, i) =>
+    !word.startsWith('-') && !path.isAbsolute(word) && (i > 0 || word.includes('/')) && existsSync(path.join(ctx.target.cwd, word)) ? path.join(ctx.target.cwd, word) : word,
+  );
+}
+
+/**
+ * Where a run of the assignment's command line put the page: on stdout, or
+ * in a file it wrote in its folder (the assignment names neither).
+ */
+async function foundBody(run: ClientRun, cwd: string, marker: string): Promise<string | undefined> {
+  if (run.stdout.includes(marker)) return 'stdout';
+  for (const name of await readdir(cwd).catch(() => [] as string[])) {
+    const text = await readFile(path.join(cwd, name), 'latin1').catch(() => '');
+    if (text.includes(marker)) return `the file ${name}`;
+  }
+  return undefined;
 }
 
 async function wget(ctx: Context, args: string[], { cwd, timeoutMs = 60_000 }: { cwd?: string; timeoutMs?: number } = {}): Promise<ClientRun> {
@@ -91,7 +108,10 @@ function checkFailure(ctx: Context, run: ClientRun, what: string, code?: number)
   ctx.t.notOk(run.timedOut, `${what}: gave up by itself (${(run.durationMs / 1000).toFixed(1)} s)`);
   if (code === undefined) ctx.t.ok(run.exit.code !== 0 && run.exit.code !== null, `${what}: non-zero exit (${run.exit.code})`);
   else ctx.t.equal(run.exit.code, code, `${what}: exit ${code} (got ${run.exit.code}; stderr: ${run.stderr.trim().split('\n').at(-1)})`);
-  ctx.t.match(run.stderr, /\S/, `${what}: says why on stderr`);
+  const said = run.stderr.trim().split('\n').slice(-2).join(' | ') || 'nothing';
+  // A usage message is a refusal of the command line, not the failure being checked.
+  ctx.t.notMatch(run.stderr, /^usage:/im, `${what}: it failed, not refused its command line (stderr: ${said})`);
+  ctx.t.match(run.stderr, /\S/, `${what}: says why on stderr (observed: ${said})`);
   ctx.t.notMatch(run.stderr, TRACEBACK, `${what}: no stack trace`);
 }
 
@@ -151,13 +171,56 @@ function chunked(body: Buffer, trailers: string): Buffer {
 }
 
 export default defineScenario('ej03', 'wget over sockets', [
-  cliRequirement({ wget: [/--url URL/, /--proxy PROXY/, /--port PORT/] }, async (ctx) => {
-    const none = await ctx.client('wget', []);
-    ctx.t.equal(none.exit.code, 2, 'no --url exits 2');
-    ctx.t.notMatch(none.stderr, TRACEBACK, 'no stack trace');
-  }),
   {
+    ...cliRequirement({ wget: [/--url URL/, /--proxy PROXY/, /--port PORT/] }, async (ctx) => {
+      // --url is required in the assignment's usage line: argparse's own exit 2.
+      const none = await ctx.client('wget', []);
+      ctx.t.equal(none.exit.code, 2, 'no --url exits 2');
+      ctx.t.notMatch(none.stderr, TRACEBACK, 'no stack trace');
+    }),
+    tier: 'assignment',
+  },
+  {
+    id: 'fetch',
+    tier: 'assignment',
+    title: 'as the assignment runs it (--url URL alone, from a folder of its own): the page from nginx is printed or saved, exit 0',
+    roles: ['wget'],
+    peers: [PEERS.nginx],
+    async run(ctx) {
+      const site = await makeSite(ctx);
+      const nginx = await startNginx(ctx, { root: site.root });
+      const page = (site.files['files/index.html'] as Buffer).toString('latin1');
+      const marker = /<p>([0-9a-f]{32})<\/p>/.exec(page)?.[1] as string;
+      const run = await wget(ctx, ['--url', `${nginx.url}/files/index.html`], { cwd: site.out });
+      checkOk(ctx, run, '--url URL');
+      const where = await foundBody(run, site.out, marker);
+      ctx.t.ok(where, `the page's content came out (${where ?? `neither on stdout nor in a file of ${site.out}`})`);
+    },
+  },
+  {
+    id: 'proxy-default',
+    tier: 'assignment',
+    title: 'as the assignment runs it: --url URL --proxy HOST --port PORT through tinyproxy: the page comes out, and tinyproxy carried the request',
+    roles: ['wget'],
+    peers: [PEERS.nginx, PEERS.tinyproxy],
+    async run(ctx) {
+      const site = await makeSite(ctx);
+      const nginx = await startNginx(ctx, { root: site.root });
+      const proxy = await startTinyproxy(ctx);
+      const page = (site.files['files/index.html'] as Buffer).toString('latin1');
+      const marker = /<p>([0-9a-f]{32})<\/p>/.exec(page)?.[1] as string;
+      const run = await wget(ctx, ['--url', `${nginx.url}/files/index.html`, '--proxy', proxy.host, '--port', String(proxy.port)], { cwd: site.out });
+      checkOk(ctx, run, '--url URL --proxy HOST --port PORT');
+      const where = await foundBody(run, site.out, marker);
+      ctx.t.ok(where, `the page's content came out (${where ?? `neither on stdout nor in a file of ${site.out}`})`);
+      await checkLogged(ctx.t, proxy.proc, /files\/index\.html/, 'tinyproxy carried the request (its log names the page)', 'both');
+    },
+  },
+  {
+    // -O and --log are this project's options (the assignment names no output or log option).
     id: 'nginx-files',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'from nginx: a page, 1 MiB and 50 MiB of random bytes, each saved byte-identical (sha256)',
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -180,6 +243,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'file-names',
+    tier: 'beyond',
+    features: ['--log', 'format:wget-names'],
     title: "without -O it saves like wget: the URL's last segment, index.html for a folder, name.1 rather than overwrite",
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -202,6 +267,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'nginx-chunked',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'a chunked response from nginx (its sub_filter drops the length) is saved whole and decoded',
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -218,6 +285,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'redirects',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'redirects 301, 302, 303, 307, 308 with relative Locations are followed to the end, each hop told and logged',
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -238,6 +307,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'redirect-limits',
+    tier: 'beyond',
+    features: ['-O', '--log', '--max-redirect', 'exit:wget'],
     title: 'a redirect loop and a chain longer than --max-redirect both end with exit 8, not a hang',
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -252,6 +323,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'progress',
+    tier: 'beyond',
+    features: ['-O', '--log', 'progress-bar'],
     title: 'a progress bar (percent, size) on a terminal, and none when stderr is not one',
     roles: ['wget'],
     peers: [PEERS.nginx, SCRIPT],
@@ -275,7 +348,10 @@ export default defineScenario('ej03', 'wget over sockets', [
     },
   },
   {
+    // wget's exit 8 is the peer's convention.
     id: 'not-found',
+    tier: 'beyond',
+    features: ['--log', 'exit:wget'],
     title: 'a 404 from nginx exits 8 and saves nothing',
     roles: ['wget'],
     peers: [PEERS.nginx],
@@ -290,6 +366,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'raw-chunked-trailers',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'a raw peer dribbling a chunked body with trailers in random pieces: saved whole, trailers logged',
     roles: ['wget'],
     async run(ctx) {
@@ -314,6 +392,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'raw-byte-by-byte',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'a raw peer sending its head and a Content-Length body one byte at a time, and a close-delimited body',
     roles: ['wget'],
     async run(ctx) {
@@ -337,6 +417,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'raw-broken',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'a body cut short, a megabyte of headers, and garbage for a status line each fail clearly (no hang, no stack trace)',
     roles: ['wget'],
     async run(ctx) {
@@ -360,7 +442,10 @@ export default defineScenario('ej03', 'wget over sockets', [
     },
   },
   {
+    // The assignment's --proxy/--port are graded by proxy-default; this adds -O, --log and the URL form.
     id: 'proxy',
+    tier: 'beyond',
+    features: ['-O', '--log'],
     title: 'through tinyproxy (--proxy HOST --port PORT, and --proxy http://HOST:PORT): the file is identical and the log shows the proxy',
     roles: ['wget'],
     peers: [PEERS.nginx, PEERS.tinyproxy],
@@ -383,6 +468,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'https',
+    tier: 'beyond',
+    features: ['-O', '--log', '--ca-certificate', '--no-check-certificate'],
     title: 'HTTPS against nginx with a self-signed certificate: refused without the CA (exit 5), accepted with --ca-certificate',
     roles: ['wget'],
     peers: [PEERS.nginx, OPENSSL],
@@ -405,6 +492,8 @@ export default defineScenario('ej03', 'wget over sockets', [
   },
   {
     id: 'https-proxy',
+    tier: 'beyond',
+    features: ['-O', '--log', '--ca-certificate'],
     title: 'HTTPS through tinyproxy with CONNECT: the file is identical, the proxy saw only the tunnel',
     roles: ['wget'],
     peers: [PEERS.nginx, PEERS.tinyproxy, OPENSSL],
