@@ -9,9 +9,21 @@
  * sockets, because 100 client processes would measure process start-up, not
  * the server.
  *
+ * Tiers. The assignment fixes the two command lines and asks for users
+ * paired two by two ("vincular a 2 usuarios") on a server multiplexing its
+ * sockets; the line protocol, `--name`, `/quit` and the words announcing a
+ * departure are this project's. So the assignment tier (`pairs`) starts the
+ * clients with `--host` and `--port` alone and types into them as a person
+ * would (a first line that may be taken as a name, then numbered lines), and
+ * checks who received what: each user only its partner's lines, all of them,
+ * in order, also while it types nothing, and the other pair still talking
+ * after one user is killed. Everything on the raw protocol or with `--name`
+ * is beyond.
+ *
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
 import type { Proc } from '../proc.ts';
 import { type Context, cliRequirement, defineScenario, PEERS } from '../scenario.ts';
@@ -21,6 +33,30 @@ import { tcpConnect } from '../wire.ts';
 /** Starts a client with its stdin open for the harness to type into. */
 function startClient(ctx: Context, port: number, name: string): Proc {
   return ctx.supervisor.start(`client-${name}`, [...ctx.command('client'), '--host', ctx.host, '--port', String(port), '--name', name], { stdin: true, cwd: ctx.target.cwd });
+}
+
+/** How many connections the server on `port` has accepted and holds (ESTABLISHED, local port `port`), from /proc/net. */
+async function accepted(port: number): Promise<number> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  let count = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const table = await readFile(file, 'utf8').catch(() => '');
+    for (const line of table.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(`:${hex}`) && fields[3] === '01') count++;
+    }
+  }
+  return count;
+}
+
+/** Waits (bounded) until the server on `port` holds `n` connections; returns how many it held. */
+async function acceptedAtLeast(port: number, n: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const held = await accepted(port);
+    if (held >= n || Date.now() > deadline) return held;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The numbers of `tag-N` markers a client printed, in the order printed. */
@@ -73,9 +109,70 @@ class RawUser {
 }
 
 export default defineScenario('ej09', 'Chat: users paired two by two', [
-  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }), tier: 'assignment' },
+  {
+    id: 'pairs',
+    tier: 'assignment',
+    title: "four clients started as the assignment shows (--host, --port): each user receives only its partner's lines, all of them, in order, also while it types nothing; killing one user leaves the other pair talking",
+    roles: ['server', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const server = await ctx.server('server', 'tcp');
+      const names = ['ana', 'beto', 'carla', 'dario'];
+      const tag = randomBytes(2).toString('hex');
+      const clients: Proc[] = [];
+      for (const [i, name] of names.entries()) {
+        clients.push(ctx.supervisor.start(`client-${name}`, [...ctx.command('client'), '--host', ctx.host, '--port', String(server.port)], { stdin: true, cwd: ctx.target.cwd }));
+        const held = await acceptedAtLeast(server.port, i + 1, 20_000);
+        if (held < i + 1) {
+          ctx.t.fail(`expected the server to hold ${i + 1} connections once client ${name} started; observed ${held} (client ${clients[i]?.exit ? `exited ${clients[i]?.exit?.code}` : 'running'}, stderr: ${clients[i]?.stderr.trim().slice(-200) || 'empty'})`);
+          return;
+        }
+        // A first line a client may take as its user's name (and if not, a harmless message).
+        clients[i]?.write(`${name}\n`, { keepOpen: true });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const line = (i: number, n: number) => `${names[i]}-${tag}-${n}`;
+      for (let n = 1; n <= 5; n++) {
+        for (const [i, client] of clients.entries()) client.write(`${line(i, n)}\n`, { keepOpen: true });
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      /** Whose numbered lines client `i` printed (itself left out: a client may echo its own). */
+      const heardFrom = (i: number) => names.map((_, j) => j).filter((j) => j !== i && (clients[i]?.stdout ?? '').includes(`${names[j]}-${tag}-`));
+      await Promise.all(clients.map((client, i) => client.until(() => (heardFrom(i).length > 0 && markers(client.stdout, `${names[heardFrom(i)[0] as number]}-${tag}`).length >= 5 ? true : undefined), 15_000, 'a partner\'s five lines').catch(() => undefined)));
+      const partner = clients.map((_, i) => heardFrom(i));
+      for (const [i] of clients.entries()) {
+        const from = partner[i] ?? [];
+        ctx.t.equal(from.length, 1, `expected ${names[i]} to receive the lines of exactly one other user (its partner); observed lines of ${from.map((j) => names[j]).join(', ') || 'no one'}`);
+        const j = from[0];
+        if (from.length !== 1 || j === undefined) continue;
+        ctx.t.same(partner[j], [i], `expected the pairing to be mutual: ${names[i]} hears ${names[j]}, so ${names[j]} hears only ${names[i]}; observed ${names[j]} hears ${(partner[j] ?? []).map((k) => names[k]).join(', ') || 'no one'}`);
+        ctx.t.equal(inOrder(markers(clients[i]?.stdout ?? '', `${names[j]}-${tag}`), 5), 'all, in order', `${names[i]} received ${names[j]}'s 5 lines`);
+      }
+      const [ana] = clients as [Proc];
+      const anaPartner = partner[0]?.length === 1 ? (partner[0][0] as number) : undefined;
+      if (anaPartner === undefined) return;
+      // A line arrives while its reader types nothing (a client blocked reading the keyboard would hold it back).
+      const idle = `${names[anaPartner]}-${tag}-idle`;
+      clients[anaPartner]?.write(`${idle}\n`, { keepOpen: true });
+      const shown = await ana.waitForOutput(new RegExp(idle), 5000).then(() => true, () => false);
+      ctx.t.ok(shown, `expected ana, typing nothing, to show ${names[anaPartner]}'s new line within 5 s; observed ${JSON.stringify(ana.stdout.slice(-160))}`);
+      // One user gone: the server serves on, the other pair still talks.
+      const others = [0, 1, 2, 3].filter((k) => k !== 0 && k !== anaPartner);
+      const [c, d] = others as [number, number];
+      await ana.stop({ signal: 'SIGKILL', graceMs: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const after = `${names[c]}-${tag}-after`;
+      clients[c]?.write(`${after}\n`, { keepOpen: true });
+      const talked = await clients[d]?.waitForOutput(new RegExp(after), 10_000).then(() => true, () => false);
+      ctx.t.equal(server.proc.exit, undefined, `expected the server to keep running after ana was killed; observed ${server.proc.exit ? `exit ${server.proc.exit.code ?? server.proc.exit.signal}` : ''}`);
+      ctx.t.ok(talked, `expected ${names[c]}'s line to reach ${names[d]} after ana was killed; observed ${JSON.stringify(clients[d]?.stdout.slice(-160))}`);
+    },
+  },
   {
     id: 'thousand',
+    tier: 'beyond',
+    features: ['--name'],
     title: 'two clients exchange 1000 messages each way, all delivered in order to the partner',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -108,6 +205,8 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
   },
   {
     id: 'fifty-pairs',
+    tier: 'beyond',
+    features: ['format:project-pdu'],
     title: '50 pairs at once: every user gets only its partner\'s messages, all of them, in order',
     roles: ['server'],
     timeoutMs: 90_000,
@@ -142,6 +241,8 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
   },
   {
     id: 'partner-killed',
+    tier: 'beyond',
+    features: ['--name'],
     title: 'a partner killed mid-conversation is announced, and the one left is paired with the next arrival',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -166,6 +267,8 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
   },
   {
     id: 'abuse',
+    tier: 'beyond',
+    features: ['format:project-pdu'],
     title: 'a client sending garbage or a 10 MB line is cut off with a message; a conversation beside it is unaffected',
     roles: ['server'],
     timeoutMs: 60_000,
@@ -203,6 +306,8 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
   },
   {
     id: 'interactive',
+    tier: 'beyond',
+    features: ['--name'],
     title: 'in terminals (tmux): messages arrive while typing, and the half-typed line is kept intact',
     roles: ['server', 'client'],
     peers: [PEERS.tmux],
