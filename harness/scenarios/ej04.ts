@@ -5,8 +5,10 @@
  * server behind the impairment relay (harness/relay.ts), which adds a delay
  * with jitter and drops a share of the probes. The meter must measure them.
  * Hosts are given through the assignment's files, `IPsUDP.txt` and
- * `IpsTCP.txt` (`host:port` entries) in a temporary working folder; one
- * requirement uses `--hosts`, the same list on the command line.
+ * `IpsTCP.txt` (also as `IPsTCP.txt`), in a temporary working folder: IPs
+ * only for the assignment tier; `host:port` entries (this project's, so
+ * that the harness's own echo and relay can be reached) for the beyond
+ * tier, with `--intervalo`, `--timeout` and `--hosts`.
  *
  * @module
  */
@@ -67,14 +69,15 @@ async function udpEcho(ctx: Context): Promise<dgram.Socket> {
 
 /**
  * Runs rtt from a temporary working folder holding the assignment's host
- * files (`IPsUDP.txt`, `IpsTCP.txt`), so that a submission is driven through
+ * files (`IPsUDP.txt`, and `IpsTCP.txt` in both spellings), so that a submission is driven through
  * the interface the assignment gives it.
  */
 async function withHostFiles(ctx: Context, files: { udp?: string; tcp?: string }, args: string[], timeoutMs = 40_000): Promise<ClientRun> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ej04-hosts-'));
   try {
     if (files.udp !== undefined) await writeFile(path.join(dir, 'IPsUDP.txt'), `${files.udp}\n`);
-    if (files.tcp !== undefined) await writeFile(path.join(dir, 'IpsTCP.txt'), `${files.tcp}\n`);
+    // The assignment spells the TCP file both ways (IpsTCP.txt in its text, IPsTCP.txt beside IPsUDP.txt): both, the same.
+    if (files.tcp !== undefined) for (const name of ['IpsTCP.txt', 'IPsTCP.txt']) await writeFile(path.join(dir, name), `${files.tcp}\n`);
     return await clientIn(ctx, dir, args, timeoutMs);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -88,9 +91,32 @@ async function clientIn(ctx: Context, dir: string, args: string[], timeoutMs = 3
 }
 
 export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and TCP', [
-  cliRequirement({ rtt: [/--segundos SEGUNDOS/, /--udp/, /--tcp/] }),
+  { ...cliRequirement({ rtt: [/--segundos SEGUNDOS/, /--udp/, /--tcp/] }), tier: 'assignment' },
   {
+    id: 'assignment-run',
+    tier: 'assignment',
+    title: "as the assignment runs it: --udp --tcp --segundos 2 with IPsUDP.txt and IpsTCP.txt listing IPs (';'), one block per IP and protocol, enviados = Recibido + Perdido",
+    roles: ['rtt'],
+    async run(ctx) {
+      // The assignment's files hold IPs only, and it names no port to probe: where the probes go is
+      // the submission's choice, so only what its output shows is graded, not the figures.
+      const hosts = ['127.0.0.1', '127.0.0.2'];
+      const run = await withHostFiles(ctx, { udp: hosts.join(';'), tcp: hosts.join(';') }, ['--udp', '--tcp', '--segundos', '2'], 60_000);
+      ctx.t.notOk(run.timedOut, `it finished by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
+      ctx.t.notMatch(run.stderr, TRACEBACK, `no stack trace (stderr: ${run.stderr.trim().split('\n').slice(-2).join(' | ') || 'empty'})`);
+      const blocks = readBlocks(run.stdout);
+      for (const host of hosts) {
+        const found = blocks.filter((b) => b.label === host || b.label.startsWith(`${host}:`));
+        ctx.t.equal(found.length, 2, `two blocks "Estadísticas IP: ${host}" (UDP and TCP): observed ${found.length} (stdout: ${JSON.stringify(run.stdout.slice(0, 200))})`);
+        for (const b of found) ctx.t.equal(b.sent, b.received + b.lost, `${host}: enviados=${b.sent} is Recibido=${b.received} + Perdido=${b.lost}`);
+      }
+    },
+  },
+  {
+    // host:port entries, --intervalo and --timeout are this project's; the assignment's files hold IPs only.
     id: 'udp-accuracy',
+    tier: 'beyond',
+    features: ['--intervalo', '--timeout', 'format:host-port'],
     title: 'behind a relay adding 40 ± 5 ms and dropping 10 %, UDP median is 40 ± 6 ms and loss 10 ± 5 % (300 probes)',
     roles: ['rtt'],
     timeoutMs: 60_000,
@@ -122,6 +148,8 @@ export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and 
   },
   {
     id: 'tcp-open-closed',
+    tier: 'beyond',
+    features: ['--intervalo', 'format:host-port'],
     title: 'TCP: every connect to an open port is timed; every one to a closed port is lost',
     roles: ['rtt'],
     async run(ctx) {
@@ -145,6 +173,8 @@ export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and 
   },
   {
     id: 'no-stall',
+    tier: 'beyond',
+    features: ['--hosts', '--intervalo', '--timeout'],
     title: 'a host that never answers does not stall the others: both are probed at the same pace',
     roles: ['rtt'],
     async run(ctx) {
@@ -170,7 +200,10 @@ export default defineScenario('ej04', 'Round-trip delay (RFC 2681) over UDP and 
     },
   },
   {
+    // An error naming the file's line is this project's convention; the assignment defines no error.
     id: 'bad-file-line',
+    tier: 'beyond',
+    features: ['format:host-port', 'errors:line'],
     title: 'an IPsUDP.txt with a bad entry gets a clear error naming the line, and no stack trace',
     roles: ['rtt'],
     async run(ctx) {
