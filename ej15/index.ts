@@ -312,3 +312,15 @@ export function parsePortList(text: string): number[] {
   if (ports.size > 64) throw new RangeError(`expected at most 64 ports, got ${ports.size}`);
   return [...ports].sort((a, b) => a - b);
 }
+
+/** Ports in the form {@link parsePortList} reads: runs as `8000-8005`, others by commas. */
+export function describePorts(ports: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < ports.length; ) {
+    let j = i;
+    while (j + 1 < ports.length && (ports[j + 1] as number) === (ports[j] as number) + 1) j++;
+    runs.push(j > i ? `${ports[i]}-${ports[j]}` : String(ports[i]));
+    i = j + 1;
+  }
+  return runs.join(',');
+}

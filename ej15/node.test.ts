@@ -137,3 +137,16 @@ t.test('--list prints the index of the nodes that answer and exits; a line on st
   await eventually(() => a.stdout.split('index at').length === before + 1, 5000, 'a printed the index again');
   t.pass('a line on stdin printed the index once more');
 });
+
+t.test('a port another node holds: one sentence, no raw EADDRINUSE line, and a hint that fits fixed ports (not --port 0)', async (t) => {
+  const [port] = await freePorts(1);
+  const dirs = await folders(t, { a: ['a.txt'] });
+  const args = ['--port', String(port), '--discovery-ports', `${port}`, '--folder', dirs.a!];
+  const first = new Child(tsx('ej15/node.ts', ...args, '--quiet'));
+  t.teardown(() => first.kill());
+  await first.ready();
+  const second = await run(tsx('ej15/node.ts', ...args));
+  t.equal(second.code, 1, 'exits 1');
+  const lines = second.stderr.trim().split('\n').filter((line) => !/ node: node 127\.0\.0\.1/.test(line));
+  t.same(lines, [`node.ts: cannot listen: 127.0.0.1:${port} is already in use (another node? each node on a machine needs its own port of ${port}: pick a free one with --port)`]);
+});

@@ -6,8 +6,8 @@
  * that hold it.
  *
  * ```sh
- * npx tsx ej15/node.ts --port 8000 --folder Folder/      # the assignment's example,
- * npx tsx ej15/node.ts --port 8001 --folder Folder2/     # two nodes on one machine (loopback)
+ * npx tsx ej15/node.ts --port 8000 --folder ej15/Folder/      # the assignment's example,
+ * npx tsx ej15/node.ts --port 8001 --folder ej15/Folder2/     # two nodes on one machine (loopback)
  * npx tsx ej15/node.ts --host 192.168.1.10 --port 8000 --folder docs/   # on a LAN
  * npx tsx ej15/node.ts --port 8002 --list                # print the segment's index once and exit
  * ```
@@ -54,7 +54,7 @@ import { defineCommand, formatAddress, parseHost, parsePort, parsePositive, Usag
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { bindUdp, closeGracefully, listenTcp, onShutdown, readyLine, trackConnections } from '../lib/server.ts';
-import { broadcastFor, buildIndex, formatIndexBody, formatIndexHeader, type Index, type InterfaceAddress, MAX_PEERS, nodeLabel, onSegment, parsePortList, PeerTable, type Peer, ReplayGuard, scanFolder } from './index.ts';
+import { broadcastFor, buildIndex, formatIndexBody, formatIndexHeader, type Index, type InterfaceAddress, MAX_PEERS, describePorts, nodeLabel, onSegment, parsePortList, PeerTable, type Peer, ReplayGuard, scanFolder } from './index.ts';
 import { decodeList, decodeMessage, encodeList, encodeMessage, type Hello, type ListMessage, MAX_LIST_BYTES, type Message, MIN_KEY_BYTES, printable, VERSION } from './protocol.ts';
 
 const documents = (n: number) => `${n} document${n === 1 ? '' : 's'}`;
@@ -237,11 +237,14 @@ export class IndexNode {
       socket.setTimeout(LIST_IDLE_MS, () => socket.destroy());
       socket.end(this.#list());
     });
+    // A node's port is one of the discovery ports, so --port 0 is no way out of a port in use.
+    const inUse = `another node? each node on a machine needs its own port of ${describePorts(this.options.discoveryPorts)}: pick a free one with --port`;
+    const address = await listenTcp(this.#tcp, host, port, { inUse });
+    // Logged only once listening: a failed listen is the CliError above, said once.
     this.#tcp.on('error', (error) => this.#log(`tcp error: ${error.message}`));
-    const address = await listenTcp(this.#tcp, host, port);
     // Broadcasts reach only a socket bound to the wildcard address (or to the
     // broadcast address itself); the TCP server keeps --host.
-    await bindUdp(this.#udp, '0.0.0.0', address.port);
+    await bindUdp(this.#udp, '0.0.0.0', address.port, { inUse });
     this.#udp.setBroadcast(true);
     this.#udp.on('message', (datagram, from) => this.#onDatagram(datagram, from));
     this.#udp.on('error', (error) => this.#log(`udp error: ${error.message}`));
@@ -508,7 +511,8 @@ const command = defineCommand({
   epilog: `Prints "listening on HOST:PORT (tcp)" when ready, then the index whenever it changes
 and whenever a line is typed on stdin. Ctrl-C announces the departure (bye) and exits.
 On one machine, nodes on 127.0.0.1 find each other through 127.255.255.255 (loopback's
-broadcast address); on a LAN give --host the machine's address on it.`,
+broadcast address); on a LAN give --host the machine's address on it.
+Exit status: 0 stopped by Ctrl-C or SIGTERM (or --list done), 1 the folder or key file cannot be read or the port is taken, 2 bad usage, 130 a second Ctrl-C.`,
 });
 
 /** The key in `file`: its bytes less a trailing newline, at least {@link MIN_KEY_BYTES}. */

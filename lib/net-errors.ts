@@ -26,10 +26,18 @@ export function describeConnectError(error: NodeJS.ErrnoException, where: string
   return new CliError(message, 1, { cause: error });
 }
 
-/** Why a server could not bind `where`, as a {@link CliError}; other errors are returned as they are. */
-export function describeBindError(error: NodeJS.ErrnoException, host: string, where: string): Error {
+/** What {@link describeBindError} suggests for an address in use, unless the caller knows better. */
+export const IN_USE_HINT = 'another server? try --port 0';
+
+/**
+ * Why a server could not bind `where`, as a {@link CliError}; other errors
+ * are returned as they are. `inUse` is the hint for an address in use: a
+ * server whose port is fixed (by a config file, or to a short list) says
+ * what to do instead of {@link IN_USE_HINT}.
+ */
+export function describeBindError(error: NodeJS.ErrnoException, host: string, where: string, inUse = IN_USE_HINT): Error {
   const why: Record<string, string> = {
-    EADDRINUSE: `${where} is already in use (another server? try --port 0)`,
+    EADDRINUSE: `${where} is already in use (${inUse})`,
     EACCES: `no permission to listen on ${where} (ports below 1024 need root)`,
     EADDRNOTAVAIL: `${host} is not an address of this machine`,
     ENOTFOUND: `cannot resolve host ${host}`,

@@ -90,13 +90,19 @@ export function onShutdown(stop: () => Promise<void> | void, { graceMs = 3000, l
   return dispose;
 }
 
+/** Options of {@link listenTcp} and {@link bindUdp}. */
+export interface BindOptions {
+  /** What to suggest when the address is in use (default: try --port 0). */
+  inUse?: string;
+}
+
 /**
  * Starts a TCP server listening, rejecting with an error a user can
  * act on (address in use, port needs root, unknown host).
  */
-export function listenTcp(server: net.Server, host: string, port: number): Promise<AddressInfo> {
+export function listenTcp(server: net.Server, host: string, port: number, { inUse }: BindOptions = {}): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port)));
+    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port), inUse));
     server.once('error', onError);
     server.listen({ host, port, backlog: 511 }, () => {
       server.off('error', onError);
@@ -106,9 +112,9 @@ export function listenTcp(server: net.Server, host: string, port: number): Promi
 }
 
 /** Binds a UDP socket, with the same plain-words errors as {@link listenTcp}. */
-export function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<AddressInfo> {
+export function bindUdp(socket: dgram.Socket, host: string, port: number, { inUse }: BindOptions = {}): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port)));
+    const onError = (error: NodeJS.ErrnoException) => reject(describeBindError(error, host, formatAddress(host, port), inUse));
     socket.once('error', onError);
     socket.bind({ address: host, port }, () => {
       socket.off('error', onError);
