@@ -136,10 +136,11 @@ async function fetchChecked(ctx: Context, proxy: Server, origin: Origin, name: s
 }
 
 export default defineScenario('ej07', 'Caching proxy', [
-  cliRequirement({ proxy: [/--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ proxy: [/--host HOST/, /--port PORT/] }), tier: 'assignment' },
   {
     id: 'bytes-exact',
-    title: 'curl through the proxy gets byte-identical files from nginx (1 MiB random, a text), with a Via header and without hop-by-hop fields',
+    tier: 'assignment',
+    title: 'curl through the proxy gets byte-identical files from nginx (1 MiB random, a text), without hop-by-hop fields (with http:via declared, a Via header)',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
     async run(ctx) {
@@ -151,16 +152,20 @@ export default defineScenario('ej07', 'Caching proxy', [
         const r = response(run);
         ctx.t.equal(r?.status, 200, `${name}: 200`);
         ctx.t.equal(sha256(r?.body ?? Buffer.alloc(0)), sha256(origin.files[name] as Buffer), `${name}: ${r?.body.length} bytes, identical (sha256)`);
-        ctx.t.ok(r?.headers.via, `${name}: a Via header (${r?.headers.via})`);
+        // Via and a request log are this project's conventions: graded where declared, else noted.
+        if (ctx.feature('http:via')) ctx.t.ok(r?.headers.via, `${name}: a Via header (${r?.headers.via})`);
+        else if (!r?.headers.via) ctx.t.comment(`note: ${name}: no Via header (RFC 9110 §7.6.3 asks a proxy for one)`);
         ctx.t.notOk(r?.headers['keep-alive'] ?? r?.headers['proxy-connection'], `${name}: no Keep-Alive or Proxy-Connection forwarded`);
       }
-      await checkLogged(ctx.t, proxy.proc, /GET http:\/\/127\.0\.0\.1:\d+\/cached\/a\.txt.*200/, 'the proxy logs the request (method, URL, status) on stderr');
+      if (ctx.feature('log:requests')) await checkLogged(ctx.t, proxy.proc, /GET http:\/\/127\.0\.0\.1:\d+\/cached\/a\.txt.*200/, 'the proxy logs the request (method, URL, status) on stderr');
       checkAlive(ctx, proxy);
     },
   },
   {
+    // The assignment's cache: proved by the origin's own log, whatever the proxy labels.
     id: 'cache-hit',
-    title: 'a second fetch of a cacheable object is served from the cache: X-Cache HIT, and nginx logs no second request',
+    tier: 'assignment',
+    title: 'a second fetch of a cacheable object is served from the cache: nginx logs no second request (with x-cache declared, X-Cache MISS then HIT)',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
     async run(ctx) {
@@ -169,17 +174,23 @@ export default defineScenario('ej07', 'Caching proxy', [
       for (const name of ['cached/a.txt', 'cached/one-mib.bin']) {
         const first = await fetchChecked(ctx, proxy, origin, name);
         const second = await fetchChecked(ctx, proxy, origin, name);
-        ctx.t.equal(first, 'MISS', `${name}: first fetch X-Cache MISS`);
-        ctx.t.equal(second, 'HIT', `${name}: second fetch X-Cache HIT`);
+        // X-Cache labels and the HIT log line are this project's; the origin's log is what proves the cache.
+        if (ctx.feature('x-cache')) {
+          ctx.t.equal(first, 'MISS', `${name}: first fetch X-Cache MISS`);
+          ctx.t.equal(second, 'HIT', `${name}: second fetch X-Cache HIT`);
+        }
         const seen = await origin.requests(`/${name}`);
-        ctx.t.same(seen, [200], `${name}: nginx saw exactly one request (${seen.length})`);
+        ctx.t.same(seen, [200], `${name}: nginx saw exactly one request (observed ${seen.length}: ${seen.join(', ') || 'none'})`);
       }
-      await checkLogged(ctx.t, proxy.proc, /cached\/a\.txt.*HIT/, 'the log line of the second fetch says HIT');
+      if (ctx.feature('log:requests')) await checkLogged(ctx.t, proxy.proc, /cached\/a\.txt.*HIT/, 'the log line of the second fetch says HIT');
       checkAlive(ctx, proxy);
     },
   },
   {
+    // Revalidation (RFC 9111, which the assignment does not cite) and the REVALIDATED label are this project's.
     id: 'revalidate',
+    tier: 'beyond',
+    features: ['x-cache', 'http:revalidate'],
     title: 'no-cache and max-age=0 objects are revalidated: nginx answers 304 and the proxy serves its copy (X-Cache REVALIDATED)',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
@@ -198,7 +209,10 @@ export default defineScenario('ej07', 'Caching proxy', [
     },
   },
   {
+    // Cache-Control (RFC 9111) is not cited by the assignment, which asks to cache page objects.
     id: 'no-store',
+    tier: 'beyond',
+    features: ['x-cache', 'http:cache-control'],
     title: 'a no-store object is never cached: every fetch reaches nginx',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
@@ -213,7 +227,10 @@ export default defineScenario('ej07', 'Caching proxy', [
     },
   },
   {
+    // RFC 9111 §7.3 lets a cache store a response with Set-Cookie: not caching it is this project's policy.
     id: 'set-cookie',
+    tier: 'beyond',
+    features: ['cache:private-cookies'],
     title: "a cacheable object that sets a cookie is not served from the cache: each client reaches nginx and gets its own cookie, never another client's",
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
@@ -234,7 +251,10 @@ export default defineScenario('ej07', 'Caching proxy', [
     },
   },
   {
+    // The Connection rule is RFC 9110 §7.6.1, but seeing it needs pipelining through the proxy, which the assignment does not ask.
     id: 'connection-named',
+    tier: 'beyond',
+    features: ['http:keep-alive'],
     title: "an origin's Connection naming Content-Length or Transfer-Encoding does not break the framing a keep-alive client reads; a client's Connection naming Accept-Language does not choose the variant (Vary) another client gets",
     roles: ['proxy'],
     peers: [],
@@ -278,7 +298,9 @@ export default defineScenario('ej07', 'Caching proxy', [
   },
   {
     id: 'restart',
-    title: 'the cache survives a restart: stopped with SIGINT (exit 0) and started on the same folder, the proxy serves a HIT',
+    tier: 'beyond',
+    features: ['--cache-dir'],
+    title: 'the cache survives a restart: stopped with SIGINT and started on the same folder, the proxy serves a HIT',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
     async run(ctx) {
@@ -287,7 +309,8 @@ export default defineScenario('ej07', 'Caching proxy', [
       if (!first.cacheDir) return ctx.skip("the target's proxy has no --cache-dir option: its cache folder cannot be isolated for this check");
       ctx.t.equal(await fetchChecked(ctx, first.proxy, origin, 'cached/a.txt'), 'MISS', 'first proxy: MISS');
       const exit = await first.proxy.proc.stop({ signal: 'SIGINT', graceMs: 5000 });
-      ctx.t.equal(exit.code, 0, `the proxy exits 0 on SIGINT (code ${exit.code}, signal ${exit.signal})`);
+      // What Ctrl-C gives: 0, the shell's 130, or death by SIGINT.
+      ctx.t.ok(exit.code === 0 || exit.code === 130 || exit.signal === 'SIGINT', `the proxy ends on SIGINT as Ctrl-C ends a program: 0, 130 or killed by it (observed code ${exit.code}, signal ${exit.signal})`);
       const second = await startProxy(ctx, [], first.cacheDir);
       ctx.t.equal(await fetchChecked(ctx, second.proxy, origin, 'cached/a.txt'), 'HIT', 'restarted proxy: HIT');
       ctx.t.same(await origin.requests('/cached/a.txt'), [200], 'nginx saw one request in all');
@@ -296,6 +319,8 @@ export default defineScenario('ej07', 'Caching proxy', [
   },
   {
     id: 'lru',
+    tier: 'beyond',
+    features: ['--cache-size'],
     title: 'with --cache-size 350K, four 100 KiB objects evict the least recently used one, not the one just used',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx],
@@ -313,7 +338,10 @@ export default defineScenario('ej07', 'Caching proxy', [
     },
   },
   {
+    // 502 pages, 400s and loop refusal are this project's choices; the assignment defines no error.
     id: 'errors',
+    tier: 'beyond',
+    features: ['http:errors'],
     title: 'origin down → 502 with a page that says so; malformed and origin-form requests → 400; a request for the proxy itself is refused at once',
     roles: ['proxy'],
     peers: [PEERS.curl],
@@ -337,6 +365,8 @@ export default defineScenario('ej07', 'Caching proxy', [
   },
   {
     id: 'connect',
+    tier: 'beyond',
+    features: ['--connect-ports'],
     title: 'CONNECT: refused (403) to a port not allowed; curl -p fetches over HTTPS from nginx through the tunnel; a raw TCP echo round-trips',
     roles: ['proxy'],
     peers: [PEERS.curl, PEERS.nginx, OPENSSL],
@@ -389,7 +419,9 @@ export default defineScenario('ej07', 'Caching proxy', [
     },
   },
   {
+    // The assignment configures a browser with the proxy; the X-Cache labels only where x-cache is declared.
     id: 'browser',
+    tier: 'assignment',
     title: 'headless Chromium through the proxy loads a page with an image and a stylesheet from nginx; a second load (fresh browser cache) is served by the proxy: nginx sees no new request',
     roles: ['proxy'],
     peers: [PEERS.chromium, PEERS.nginx],
@@ -430,7 +462,7 @@ export default defineScenario('ej07', 'Caching proxy', [
           const seen = await counts();
           ctx.t.same(seen, [1, 1, 1], `load ${round}: nginx has seen each of page, style, image once in all (${seen.join(', ')})`);
           const shown = pageFiles.map((p) => `${p} ${labels.get(p) ?? '?'}`).join(', ');
-          if (round === 2) ctx.t.ok(pageFiles.every((p) => /HIT$/.test(labels.get(p) ?? '')), `load 2: every resource is a proxy HIT (${shown})`);
+          if (round === 2 && ctx.feature('x-cache')) ctx.t.ok(pageFiles.every((p) => /HIT$/.test(labels.get(p) ?? '')), `load 2: every resource is a proxy HIT (${shown})`);
           else ctx.t.comment(`load 1: ${shown}`);
           await page.screenshot({ path: path.join(shots, `ej07-load${round}.png`) });
           await context.close();
