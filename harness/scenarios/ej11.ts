@@ -8,10 +8,20 @@
  * kernel loss for TCP and UDP alike (two network namespaces and an nftables
  * rule, harness/netns.ts; root only). Every file must arrive byte-identical.
  *
+ * Tiers. The assignment fixes the two command lines and the PDU's header;
+ * which file moves, where the server takes it from and where the client
+ * puts it are left to the student. So the assignment tier (`transfer`) moves
+ * a file as the manifest declares it ([ej11.declare] `serve = --dir {dir}`
+ * or `serve = cwd:archivos`; `get = --get {file} -o {out}` or `get =
+ * stdin:{file}` with `out = recibido_{file}`; a target declaring this
+ * project's features gets its `--dir`/`--get`/`-o`), and is n/a otherwise.
+ * Every other requirement passes `--dir`, `--get`, `-o`, `--put` or `--tcp`,
+ * or this project's messages inside the PDU's data, and is beyond.
+ *
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +32,14 @@ import { type ClientRun, type Context, cliRequirement, defineScenario, PEERS, ty
 import { closeUdp, compareBytes, udpSocket } from '../wire.ts';
 
 const MiB = 1024 * 1024;
+
+/** The target's command with the words that name its files made absolute, so it can run in another folder. */
+function commandElsewhere(ctx: Context, role: string): string[] {
+  return ctx.command(role).map((word) => {
+    const full = path.resolve(ctx.target.cwd, word);
+    return !word.startsWith('-') && existsSync(full) && statSync(full).isFile() ? full : word;
+  });
+}
 
 /** A folder of test files for the server, and one for what the client receives. */
 async function folders(ctx: Context, files: Record<string, number>): Promise<{ served: string; local: string; data: Map<string, Buffer> }> {
@@ -58,10 +76,15 @@ async function checkArrived(ctx: Context, run: ClientRun, out: string, expected:
   ctx.t.ok(got?.equals(expected), `${what}: ${got ? compareBytes(expected, got) : 'no file written'}`);
 }
 
+/** A usage message's lines: what a refused command line prints, which says nothing about a transfer. */
+const USAGE_LINE = /^\s*(usage:|\S+: error: (unrecognized|the following arguments)|.*unknown (option|flag))/i;
+
 function checkCleanFailure(ctx: Context, run: ClientRun, what: string): void {
   ctx.t.notOk(run.timedOut, `${what}: the client gave up by itself (took ${(run.durationMs / 1000).toFixed(1)} s)`);
-  ctx.t.ok(run.exit.code !== 0 && run.exit.code !== null, `${what}: exit status is non-zero (was ${run.exit.code ?? run.exit.signal})`);
-  ctx.t.match(run.stderr, /\S/, `${what}: it says why on stderr`);
+  const observed = `exit ${run.exit.code ?? run.exit.signal}, stderr: ${JSON.stringify(run.stderr.trim().slice(-200))}`;
+  ctx.t.ok(run.exit.code !== 0 && run.exit.code !== 2 && run.exit.code !== null, `${what}: expected a non-zero exit that is not 2 (bad usage); observed ${observed}`);
+  const said = run.stderr.split('\n').filter((line) => line.trim() !== '' && !USAGE_LINE.test(line));
+  ctx.t.ok(said.length > 0, `${what}: expected a message on stderr saying why, other than a usage message; observed ${observed}`);
   ctx.t.notMatch(run.stderr, TRACEBACK, `${what}: no stack trace`);
 }
 
@@ -77,7 +100,7 @@ async function transferSet(ctx: Context, sizes: Record<string, number>, faults: 
   }
   ctx.t.comment(`relay forward: ${formatCounters(relay.counters.forward)}`);
   ctx.t.comment(`relay backward: ${formatCounters(relay.counters.backward)}`);
-  if ((faults.loss ?? 0) > 0) ctx.t.ok(relay.counters.forward.dropped + relay.counters.backward.dropped > 0, 'the relay did drop packets');
+  if ((faults.loss ?? 0) > 0) ctx.t.ok(relay.counters.forward.dropped + relay.counters.backward.dropped > 0, `expected the relay to drop packets; observed ${relay.counters.forward.dropped} forward and ${relay.counters.backward.dropped} backward`);
 }
 
 const SMALL = { 'empty.bin': 0, 'one.bin': 1, 'mebi.bin': MiB };
@@ -124,9 +147,56 @@ async function rawGet(ctx: Context, server: Server, name: (room: number) => Uint
 const impaired = (loss: number): Faults => ({ loss, duplicate: 0.05, reorder: 0.05, delayMs: 2, jitterMs: 1 });
 
 export default defineScenario('ej11', 'Reliable file transfer over UDP, compared with TCP', [
-  cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ server: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }), tier: 'assignment' },
+  {
+    id: 'transfer',
+    tier: 'assignment',
+    title: 'a file of 300 KiB arrives byte-identical with the assignment\'s command lines (the file chosen as the manifest declares), over a clean path and through 10 % loss, duplication and reordering',
+    roles: ['server', 'client'],
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const serve = ctx.declared('serve') ?? (ctx.feature('--dir') ? '--dir {dir}' : undefined);
+      const getWith = ctx.declared('get') ?? (ctx.feature('--get') && ctx.feature('-o') ? '--get {file} -o {out}' : undefined);
+      if (serve === undefined || getWith === undefined) {
+        return ctx.notApplicable('the assignment leaves which file moves to the student: declare it in [ej11.declare], e.g. serve = --dir {dir} (or cwd:archivos) and get = --get {file} -o {out} (or stdin:{file} with out = recibido_{file})');
+      }
+      const base = await mkdtemp(path.join(tmpdir(), 'ej11-transfer-'));
+      ctx.t.teardown(() => rm(base, { recursive: true, force: true }));
+      const serverCwd = path.join(base, 'server');
+      const clientCwd = path.join(base, 'client');
+      await mkdir(clientCwd, { recursive: true });
+      const fromCwd = /^cwd:(.+)$/.exec(serve)?.[1];
+      const served = fromCwd ? path.join(serverCwd, fromCwd) : path.join(base, 'served');
+      await mkdir(served, { recursive: true });
+      const name = `datos-${randomBytes(3).toString('hex')}.bin`;
+      const bytes = randomBytes(300 * 1024);
+      await writeFile(path.join(served, name), bytes);
+      const words = (template: string, fill: Record<string, string>) => template.split(/\s+/).filter(Boolean).map((word) => word.replace(/\{(\w+)\}/g, (_, key: string) => fill[key] ?? `{${key}}`));
+      const port = await ctx.port();
+      const serverArgs = fromCwd ? [] : words(serve, { dir: served });
+      const proc = ctx.supervisor.start('server', [...commandElsewhere(ctx, 'server'), '--host', ctx.host, '--port', String(port), ...serverArgs], { cwd: fromCwd ? serverCwd : ctx.target.cwd });
+      await waitReady(proc, port, 'udp', 20_000);
+      const server: Server = { proc, host: ctx.host, port };
+      for (const [what, faults, seed] of [['clean path', {}, 1], ['10 % loss, 5 % duplication and reordering', impaired(0.1), 7]] as const) {
+        const relay = await relayTo(ctx, server, faults, seed);
+        const outName = ctx.declared('out');
+        const out = outName ? path.join(clientCwd, words(outName, { file: name }).join(' ')) : path.join(clientCwd, `copia-${seed}.bin`);
+        await rm(out, { force: true });
+        const typed = /^stdin:(.*)$/.exec(getWith)?.[1];
+        const args = typed === undefined ? words(getWith, { file: name, out }) : [];
+        const input = typed === undefined ? undefined : `${words(typed, { file: name, out }).join(' ')}\n`;
+        const run = await ctx.exec('client', [...commandElsewhere(ctx, 'client'), '--host', relay.host, '--port', String(relay.port), ...args], { cwd: clientCwd, timeoutMs: 60_000, ...(input === undefined ? {} : { input }) });
+        await checkArrived(ctx, run, out, bytes, what);
+        ctx.t.comment(`${what}: relay forward ${formatCounters(relay.counters.forward)}; backward ${formatCounters(relay.counters.backward)}`);
+        await relay.close();
+      }
+      ctx.t.equal(proc.exit, undefined, 'the server is still running after both transfers');
+    },
+  },
   {
     id: 'clean',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical through the relay with no faults',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -135,6 +205,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'loss-5',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical with 5 % loss, 5 % duplication and 5 % reordering each way',
     roles: ['server', 'client'],
     timeoutMs: 120_000,
@@ -144,6 +216,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'loss-20',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'files of 0 B, 1 B and 1 MiB arrive byte-identical with 20 % loss, 5 % duplication and 5 % reordering each way',
     roles: ['server', 'client'],
     timeoutMs: 120_000,
@@ -153,6 +227,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'big',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'a 64 MiB file arrives byte-identical with 5 % loss, duplication and reordering each way',
     roles: ['server', 'client'],
     timeoutMs: 180_000,
@@ -162,6 +238,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'put',
+    tier: 'beyond',
+    features: ['--dir', '--put'],
     title: 'a 1 MiB file put with --put arrives byte-identical in the server folder, with 5 % loss',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -178,6 +256,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'server-dies',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'a server killed mid-transfer gives the client a clear error within 30 s, and no partial file',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -203,6 +283,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'garbage',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'garbage datagrams sent to the server during a transfer do not disturb it',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -228,6 +310,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'two-clients',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'two clients transfer different files at once, each byte-identical, with 5 % loss',
     roles: ['server', 'client'],
     timeoutMs: 90_000,
@@ -241,6 +325,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'confined',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o'],
     title: 'a name outside the served folder is refused with a clear error, and nothing is written',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -257,6 +343,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'amplification',
+    tier: 'beyond',
+    features: ['--dir', 'format:project-pdu'],
     title: 'one GET from an address that never answers gets back at most 3 times its size (address validation, RFC 9000 §8.1)',
     roles: ['server'],
     async run(ctx) {
@@ -278,6 +366,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'hostile-names',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o', 'format:project-pdu'],
     title: 'GETs whose refusal would quote a name longer than a packet (../ + 465 × €, 700 NULs) leave the server serving; ..hidden is a name like any other',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -298,6 +388,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'tcp',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o', '--tcp'],
     title: 'with --tcp the same 1 MiB file arrives byte-identical over TCP',
     roles: ['server', 'client'],
     async run(ctx) {
@@ -310,6 +402,8 @@ export default defineScenario('ej11', 'Reliable file transfer over UDP, compared
   },
   {
     id: 'netns',
+    tier: 'beyond',
+    features: ['--dir', '--get', '-o', '--tcp'],
     title: 'between two network namespaces with 5 % kernel loss (nft), 4 MiB arrive byte-identical over UDP and over --tcp',
     roles: ['server', 'client'],
     peers: [PEERS.ip, PEERS.nft],
