@@ -220,7 +220,7 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
           const p = partners[i];
           return p !== undefined && partners[Number(p.slice(1))] === `u${i}`;
         });
-        ctx.t.ok(consistent, 'pairings are mutual (if a is told b, b is told a)');
+        ctx.t.ok(consistent, `expected the pairings to be mutual (a told b, b told a); observed ${partners.map((p, i) => `u${i}→${p ?? 'none'}`).filter((_, i) => partners[Number(partners[i]?.slice(1))] !== `u${i}`).slice(0, 5).join(', ')}`);
         // Everyone talks at once: 20 messages naming sender and number.
         for (let k = 1; k <= 20; k++) for (const [i, u] of users.entries()) u.socket.write(`MSG from-u${i}-${k}\n`);
         await Promise.all(users.map((u) => u.until(/-20$/, 30_000)));
@@ -259,9 +259,9 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
       ctx.t.ok(announced, `the kill is announced to ana (ana saw: ${JSON.stringify(ana.stdout.slice(-200))})`);
       const carla = startClient(ctx, server.port, 'carla');
       const paired = await ana.waitForOutput(/carla/, 20_000).catch(() => undefined);
-      ctx.t.ok(paired, 'ana is paired again with the next arrival, carla');
+      ctx.t.ok(paired, `expected ana to be paired again with the next arrival, carla; observed ana's output ${JSON.stringify(ana.stdout.slice(-200))}`);
       carla.write('hola-ana\n', { keepOpen: true });
-      ctx.t.ok(await ana.waitForOutput(/hola-ana/, 10_000).catch(() => undefined), "carla's message reaches ana");
+      ctx.t.ok(await ana.waitForOutput(/hola-ana/, 10_000).catch(() => undefined), `expected carla's message to reach ana; observed ana's output ${JSON.stringify(ana.stdout.slice(-200))}`);
       ctx.t.equal(server.proc.exit, undefined, 'the server still runs');
     },
   },
@@ -296,7 +296,7 @@ export default defineScenario('ej09', 'Chat: users paired two by two', [
           rude.socket.destroy();
         }
         a.socket.write('MSG still-talking\n');
-        ctx.t.ok(await b.until(/^MSG still-talking$/), 'the calm pair still talks');
+        ctx.t.ok(await b.until(/^MSG still-talking$/), `expected the calm pair still to talk; observed calm-b's last lines ${JSON.stringify(b.lines.slice(-3))}`);
         ctx.t.equal(server.proc.exit, undefined, 'the server still runs');
       } finally {
         a.socket.destroy();
