@@ -130,31 +130,3 @@ t.test('on a terminal the fingerprint is shown and asked: yes pins it, no refuse
   await later.waitFor(/user:\s*$/, 60_000);
   t.pass('the next time it is not asked');
 });
-
-t.test('on a terminal, Ctrl-D at the prompt ends the session with a closing line, as ssh prints "Connection to HOST closed."', async (t) => {
-  const f = await files(t);
-  const server = await serve(t, f, 'host_key');
-  for (const [how, key] of [['Ctrl-D', ['C-d']], ['exit', ['exit', 'Enter']]] as const) {
-    const tmux = await TmuxSession.start(tmuxContext(), [...tsx('ej05/client.ts', '--port', String(server.port), '--known-hosts', f.knownHosts, '--accept-new')]);
-    t.teardown(() => tmux.kill());
-    await tmux.waitFor(/user:\s*$/, 60_000);
-    await tmux.line('ana');
-    await tmux.waitFor(/password:\s*$/, 20_000);
-    await tmux.line('clave');
-    await tmux.waitFor(/>>>$/, 20_000);
-    if (how === 'exit') await tmux.send([key[0]], { literal: true });
-    await tmux.send([key.at(-1)!]);
-    t.ok(await waitDead(tmux), `${how}: the client ends`);
-    const screen = await tmux.screen();
-    t.match(screen, new RegExp(`^Connection to 127\\.0\\.0\\.1:${server.port} closed\\.$`, 'm'), `${how}: the last line says the connection closed (${JSON.stringify(screen.split('\n').slice(-2))})`);
-  }
-});
-
-t.test('-h names the option --user NAME as the README does, and lists the exit statuses', async (t) => {
-  const help = await run(tsx('ej05/client.ts', '-h'));
-  t.equal(help.code, 0);
-  t.match(help.stdout, /--user NAME /, '-h: --user NAME');
-  const readme = await readFile(path.join(ROOT, 'ej05', 'README.md'), 'utf8');
-  t.same([...new Set(readme.match(/--user [A-Z]+/g))], ['--user NAME'], 'the README writes it the same way, everywhere');
-  t.match(help.stdout, /^Exit status: .*; 1 .*; 2 bad usage; 130 /m, 'one "Exit status:" line, 130 included');
-});
