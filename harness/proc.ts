@@ -45,6 +45,11 @@ export class Proc {
   /** Settles when the process has exited (never rejects). */
   readonly exited: Promise<Exit>;
   exit: Exit | undefined;
+  /**
+   * The requirement asked for this process to refuse its command line (an
+   * unknown flag on purpose), so its usage error is no verdict of its own.
+   */
+  expectRefusal = false;
   readonly #promise: ProcessPromise;
   readonly #watchers = new Set<() => void>();
 
@@ -168,6 +173,38 @@ export class Proc {
     const tail = parts.filter(Boolean).join('; ');
     return tail ? ` (${tail})` : '';
   }
+}
+
+/**
+ * Lines that say a program refused its command line itself (not a value in
+ * it): argparse's, getopt's, optparse's and this project's lib/cli.
+ */
+const REFUSAL_LINE = [
+  /error: unrecognized arguments?:/i,
+  /error: the following arguments are required/i,
+  /error: ambiguous option/i,
+  /\b(invalid|unrecognized|unknown|illegal) option\b/i,
+  /\bno such option\b/i,
+  /\boption -+\S+ not recognized\b/i,
+  /\boption requires an argument\b/i,
+];
+
+/**
+ * The line in which a process that exited 2 refused its own invocation, or
+ * undefined: the first usage error line (argparse's `error: unrecognized
+ * arguments: --root www`, getopt's `invalid option`), else a bare `usage:`
+ * line when no other error is printed (a hand-written argument check). An
+ * invalid value (`argument --port: invalid int value`) is not a refusal: the
+ * invocation was understood.
+ */
+export function refusalLine(exit: Exit | undefined, ...texts: string[]): string | undefined {
+  if (exit?.code !== 2) return undefined;
+  const lines = texts.join('\n').split('\n').map((line) => line.trim()).filter(Boolean);
+  const refused = lines.find((line) => REFUSAL_LINE.some((pattern) => pattern.test(line)));
+  if (refused) return refused.slice(0, 300);
+  const usage = lines.find((line) => /^(usage|uso|modo de uso)\s*:/i.test(line));
+  if (usage && !lines.some((line) => /error|invalid|inv\u00e1lid/i.test(line))) return usage.slice(0, 300);
+  return undefined;
 }
 
 /** Options for {@link Supervisor.start}. */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { Test } from 'tap';
 import { which } from 'zx';
-import { type Exit, Proc, Supervisor, freePort, waitReady } from './proc.ts';
+import { type Exit, Proc, Supervisor, freePort, refusalLine, waitReady } from './proc.ts';
 import { type Target, declaresAll } from './target.ts';
 
 /** A real program a requirement talks to, and how to get it on Debian. */
@@ -96,12 +96,13 @@ export function cliRequirement(options: Record<string, readonly RegExp[]>, more?
         ctx.t.equal(help.exit.code, 0, `${role} -h exits 0`);
         ctx.t.match(help.stdout, /usage:/, `${role} -h prints a usage line`);
         for (const option of expected) ctx.t.match(help.stdout, option, `${role} -h shows ${option.source}`);
-        const bad = await ctx.client(role, ['--no-such-flag']);
+        const bad = await ctx.client(role, ['--no-such-flag'], { expectRefusal: true });
         ctx.t.equal(bad.exit.code, 2, `${role} --no-such-flag exits 2`);
         ctx.t.match(bad.stderr, /usage:|--no-such-flag/, `${role} --no-such-flag says what was wrong on stderr`);
         ctx.t.notMatch(bad.stderr, TRACEBACK, `${role} --no-such-flag prints no stack trace`);
       }
-      await more?.(ctx);
+      // The exercise's own command-line checks may refuse on purpose (no --url).
+      if (more) await ctx.expectingRefusals(() => more(ctx));
     },
   };
 }
@@ -151,6 +152,15 @@ export class RequirementSkip extends Error {
   override name = 'RequirementSkip';
 }
 
+/**
+ * Thrown by {@link Context.notApplicable}: the requirement does not apply to
+ * this target, such as an input the assignment leaves open that the target's
+ * manifest does not declare. The runner reports it as `n/a`, never a failure.
+ */
+export class RequirementNotApplicable extends Error {
+  override name = 'RequirementNotApplicable';
+}
+
 /** Options of {@link Context.server}. */
 export interface ServerOptions {
   readyTimeoutMs?: number;
@@ -160,6 +170,20 @@ export interface ServerOptions {
   wrap?: (command: string[]) => string[];
   /** A port from {@link Context.port} already (one a capture filters on), instead of a new one. */
   port?: number;
+  /** The requirement asks for the command line to be refused (see {@link ClientOptions.expectRefusal}). */
+  expectRefusal?: boolean;
+}
+
+/** Options of {@link Context.client}. */
+export interface ClientOptions {
+  input?: string | Uint8Array;
+  timeoutMs?: number;
+  /**
+   * The requirement passes a command line to be refused on purpose (an
+   * unknown flag). Otherwise a role that exits 2 with a usage error fails
+   * its requirement as "did not accept …", whatever the checks said.
+   */
+  expectRefusal?: boolean;
 }
 
 export class Context {
@@ -171,6 +195,7 @@ export class Context {
   /** Ports handed out in this requirement, in order (a capture filters on them). */
   readonly ports: number[] = [];
   readonly #pool: number[];
+  #refusalsExpected = 0;
 
   constructor(t: Test, exercise: string, target: Target, supervisor: Supervisor, pool: number[]) {
     this.t = t;
@@ -183,6 +208,15 @@ export class Context {
   /** Ends the requirement as a skip that says why (the runner still stops every process). */
   skip(reason: string): never {
     throw new RequirementSkip(reason);
+  }
+
+  /**
+   * Ends the requirement as `n/a` that says why: for an input the assignment
+   * leaves open and the target did not declare (`[ejNN.declare]`), never for
+   * a behaviour the assignment fixes.
+   */
+  notApplicable(reason: string): never {
+    throw new RequirementNotApplicable(reason);
   }
 
   /** The command of `role` in this exercise (the runner has checked it exists). */
@@ -202,6 +236,26 @@ export class Context {
     return this.target.declared.get(this.exercise)?.get(key);
   }
 
+  /**
+   * Runs `body` with every process it starts allowed to refuse its command
+   * line (the cli requirement's own checks of usage errors).
+   */
+  async expectingRefusals<T>(body: () => Promise<T>): Promise<T> {
+    const from = this.supervisor.procs.length;
+    this.#refusalsExpected++;
+    try {
+      return await body();
+    } finally {
+      this.#refusalsExpected--;
+      for (const proc of this.supervisor.procs.slice(from)) proc.expectRefusal = true;
+    }
+  }
+
+  #mark(proc: Proc, expectRefusal: boolean | undefined): Proc {
+    if (expectRefusal || this.#refusalsExpected > 0) proc.expectRefusal = true;
+    return proc;
+  }
+
   /** A port free for TCP and UDP, from the requirement's pool while it lasts. */
   async port(): Promise<number> {
     const port = this.#pool.shift() ?? (await freePort(this.host));
@@ -214,17 +268,17 @@ export class Context {
    * appended to its command, then `args`) and waits until it is ready: its
    * "listening on" line, or the port seen bound.
    */
-  async server(role: string, protocol: 'tcp' | 'udp', args: string[] = [], { readyTimeoutMs = 20_000, host = this.host, wrap, port: chosen }: ServerOptions = {}): Promise<Server> {
+  async server(role: string, protocol: 'tcp' | 'udp', args: string[] = [], { readyTimeoutMs = 20_000, host = this.host, wrap, port: chosen, expectRefusal }: ServerOptions = {}): Promise<Server> {
     const port = chosen ?? (await this.port());
     const command = [...this.command(role), '--host', host, '--port', String(port), ...args];
-    const proc = this.supervisor.start(role, wrap ? wrap(command) : command, { cwd: this.target.cwd });
+    const proc = this.#mark(this.supervisor.start(role, wrap ? wrap(command) : command, { cwd: this.target.cwd }), expectRefusal);
     await waitReady(proc, port, protocol, readyTimeoutMs);
     return { proc, host, port };
   }
 
   /** Runs `role` like {@link client}, its command wrapped (to run it in a network namespace, say). */
-  async clientWrapped(role: string, args: string[], wrap: (command: string[]) => string[], { timeoutMs = 20_000 } = {}): Promise<ClientRun> {
-    return this.exec(role, wrap([...this.command(role), ...args]), { timeoutMs, cwd: this.target.cwd });
+  async clientWrapped(role: string, args: string[], wrap: (command: string[]) => string[], { timeoutMs = 20_000, expectRefusal }: Omit<ClientOptions, 'input'> = {}): Promise<ClientRun> {
+    return this.exec(role, wrap([...this.command(role), ...args]), { timeoutMs, cwd: this.target.cwd, ...(expectRefusal ? { expectRefusal } : {}) });
   }
 
   /**
@@ -232,18 +286,18 @@ export class Context {
    * still running after `timeoutMs` is killed (whole tree) and reported as
    * `timedOut`, never left to hang the run.
    */
-  async client(role: string, args: string[], { input, timeoutMs = 20_000 }: { input?: string | Uint8Array; timeoutMs?: number } = {}): Promise<ClientRun> {
-    return this.exec(role, [...this.command(role), ...args], { ...(input === undefined ? {} : { input }), timeoutMs, cwd: this.target.cwd });
+  async client(role: string, args: string[], { input, timeoutMs = 20_000, expectRefusal }: ClientOptions = {}): Promise<ClientRun> {
+    return this.exec(role, [...this.command(role), ...args], { ...(input === undefined ? {} : { input }), timeoutMs, cwd: this.target.cwd, ...(expectRefusal ? { expectRefusal } : {}) });
   }
 
   /** Runs any program (a real peer such as socat) to completion, like {@link client}. */
   async exec(
     name: string,
     command: string[],
-    { input, timeoutMs = 20_000, cwd }: { input?: string | Uint8Array; timeoutMs?: number; cwd?: string } = {},
+    { input, timeoutMs = 20_000, cwd, expectRefusal }: ClientOptions & { cwd?: string } = {},
   ): Promise<ClientRun> {
     const started = performance.now();
-    const proc = this.supervisor.start(name, command, { stdin: input !== undefined, ...(cwd ? { cwd } : {}) });
+    const proc = this.#mark(this.supervisor.start(name, command, { stdin: input !== undefined, ...(cwd ? { cwd } : {}) }), expectRefusal);
     if (input !== undefined) proc.write(input);
     let timedOut = false;
     const exit = await proc.waitForExit(timeoutMs).catch(async () => {
@@ -264,8 +318,40 @@ export class Context {
 
   /** Starts a long-running program that is not a target role (a peer server). */
   spawn(name: string, command: string[]): Proc {
-    return this.supervisor.start(name, command);
+    return this.#mark(this.supervisor.start(name, command), undefined);
   }
+
+  /**
+   * Each process of a target role that refused its invocation when the
+   * requirement did not ask for that: "did not accept `ARGS`: LINE". Any
+   * process counts whose command holds a role's command (a scenario may
+   * start one through the supervisor, or wrapped in `ip netns exec`).
+   */
+  refusals(): string[] {
+    const roleCommands = [...this.target.roles.values()].flatMap((roles) => [...roles.values()]).filter((c) => c.length > 0);
+    const found: string[] = [];
+    for (const proc of this.supervisor.procs) {
+      if (proc.expectRefusal) continue;
+      const line = refusalLine(proc.exit, proc.stderr, proc.stdout);
+      if (line === undefined) continue;
+      const args = argumentsAfterRole(proc.command, roleCommands);
+      if (args === undefined) continue;
+      const shown = args.join(' ').slice(0, 200);
+      found.push(`did not accept \`${shown}\`: ${line}`);
+    }
+    return [...new Set(found)];
+  }
+}
+
+/** The words after the longest role command found in `command`, or undefined when it runs no role. */
+function argumentsAfterRole(command: readonly string[], roleCommands: readonly (readonly string[])[]): string[] | undefined {
+  let best: { end: number; length: number } | undefined;
+  for (const role of roleCommands) {
+    for (let i = 0; i + role.length <= command.length; i++) {
+      if (role.every((word, j) => command[i + j] === word) && (!best || role.length > best.length)) best = { end: i + role.length, length: role.length };
+    }
+  }
+  return best ? command.slice(best.end) : undefined;
 }
 
 /** Peers the scenarios use, with the Debian package that installs each. */

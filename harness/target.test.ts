@@ -1,7 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { loadScenarios, runScenarios } from './run.ts';
-import { declaresAll, loadTarget, ROOT, splitCommand } from './target.ts';
+import { declaresAll, exerciseTarget, loadTarget, ROOT, splitCommand } from './target.ts';
 
 t.test('splitCommand splits on runs of white space', async (t) => {
   t.same(splitCommand('python3 server_tcp_echo.py'), ['python3', 'server_tcp_echo.py']);
@@ -30,15 +30,15 @@ t.test('loadTarget node: this project under tsx, run from the project folder', a
   t.equal(target.cwd, ROOT, '{root} is this project');
   t.match(target.description, /Node/);
   const ej01 = target.roles.get('ej01');
-  t.same(ej01?.get('tcp-server'), ['tsx', 'ej01/tcp-server.ts']);
-  t.same(ej01?.get('tcp-server-iterative'), ['tsx', 'ej01/tcp-server.ts', '--iterative']);
+  t.same(ej01?.get('tcp-server'), ['tsx', path.join(ROOT, 'ej01/tcp-server.ts')], 'the script, absolute');
+  t.same(ej01?.get('tcp-server-iterative'), ['tsx', path.join(ROOT, 'ej01/tcp-server.ts'), '--iterative']);
   t.same([...(ej01?.keys() ?? [])].sort(), ['tcp-client', 'tcp-server', 'tcp-server-iterative', 'udp-client', 'udp-server']);
 });
 
 t.test('loadTarget deno: the same scripts under deno run -A', async (t) => {
   const target = loadTarget('deno');
   t.equal(target.cwd, ROOT);
-  t.same(target.roles.get('ej01')?.get('udp-client'), ['deno', 'run', '-A', 'ej01/udp-client.ts']);
+  t.same(target.roles.get('ej01')?.get('udp-client'), ['deno', 'run', '-A', path.join(ROOT, 'ej01/udp-client.ts')]);
   t.same([...target.roles.keys()].filter((e) => !loadTarget('node').roles.has(e)), [], 'every exercise under Node is also under Deno');
 });
 
@@ -46,8 +46,8 @@ t.test('loadTarget python: the assignment file names, run inside --submission', 
   const submission = path.join(ROOT, 'harness', 'fixtures', 'python');
   const target = loadTarget('python', submission);
   t.equal(target.cwd, submission, '{submission} becomes the folder, absolute');
-  t.same(target.roles.get('ej01')?.get('tcp-server'), ['python3', 'server_tcp_echo.py']);
-  t.same(target.roles.get('ej01')?.get('udp-client'), ['python3', 'client_udp_echo.py']);
+  t.same(target.roles.get('ej01')?.get('tcp-server'), ['python3', path.join(submission, 'server_tcp_echo.py')]);
+  t.same(target.roles.get('ej01')?.get('udp-client'), ['python3', path.join(submission, 'client_udp_echo.py')]);
   const expected = Array.from({ length: 15 }, (_, i) => `ej${String(i + 1).padStart(2, '0')}`);
   t.same([...target.roles.keys()].sort(), expected, 'a section for each of the fifteen exercises');
   t.equal(loadTarget('python', path.relative(process.cwd(), submission)).cwd, submission, 'a relative folder is made absolute');
@@ -92,6 +92,58 @@ t.test('loadTarget of a manifest file substitutes {root} and {submission} in cwd
   t.equal(target.cwd, `${submission}/build`);
   t.same(target.roles.get('ej01')?.get('tcp-server'), ['java', '-cp', `${submission}/build dir`, 'Echo', '--root', ROOT]);
   t.same(target.roles.get('ej07')?.get('client'), ['python3', `${submission}/cliente.py`], 'a folder with spaces stays one word');
+});
+
+t.test('a role word naming a file in the working folder is made absolute, so the script runs from any folder', async (t) => {
+  const dir = t.testdir({
+    'mine.ini': '[target]\ncwd = {submission}\n[ej03]\nwget = python3 -u ejer3.py sub/x.py --out nofile.py run\n',
+    entrega: { 'ejer3.py': 'print(1)\n', sub: { 'x.py': '' }, run: {} },
+  });
+  const submission = path.join(dir, 'entrega');
+  const target = loadTarget(path.join(dir, 'mine.ini'), submission);
+  t.same(target.roles.get('ej03')?.get('wget'), ['python3', '-u', path.join(submission, 'ejer3.py'), path.join(submission, 'sub', 'x.py'), '--out', 'nofile.py', 'run'], 'files only: not a folder, an option or a missing file');
+});
+
+t.test('a whole practical: each exercise runs in its folder, found by common names or mapped by the manifest', async (t) => {
+  const sections = ['01', '02', '03', '04', '05', '06', '07', '08', '10'].map((n) => `[ej${n}]\nx = python3 e${n}.py\n`).join('');
+  const dir = t.testdir({
+    'mine.ini': `[target]\ncwd = {submission}\n${sections}[ej07]\ncwd = otros/siete\n`,
+    practica: {
+      Ejercicio_1: { 'e01.py': '' },
+      'ejercicio 02': {},
+      EJ3: {},
+      'Punto 4': {},
+      'Ej-5': {},
+      TP2: { Ejercicio_6: { 'e06.py': '' } },
+      otros: { siete: {} },
+      Ejercicio10: {},
+      'notas.txt': '',
+    },
+  });
+  const practical = path.join(dir, 'practica');
+  const target = loadTarget(path.join(dir, 'mine.ini'), practical);
+  const cwd = (exercise: string) => exerciseTarget(target, exercise).cwd;
+  t.equal(cwd('ej01'), path.join(practical, 'Ejercicio_1'));
+  t.equal(cwd('ej02'), path.join(practical, 'ejercicio 02'), 'spaces and a leading zero');
+  t.equal(cwd('ej03'), path.join(practical, 'EJ3'), 'any case');
+  t.equal(cwd('ej04'), path.join(practical, 'Punto 4'));
+  t.equal(cwd('ej05'), path.join(practical, 'Ej-5'), 'a hyphen');
+  t.equal(cwd('ej06'), path.join(practical, 'TP2', 'Ejercicio_6'), 'one level down');
+  t.equal(cwd('ej07'), path.join(practical, 'otros', 'siete'), '[ej07] cwd, relative to the submission');
+  t.equal(cwd('ej10'), path.join(practical, 'Ejercicio10'), 'not taken for ej01');
+  t.same(target.roles.get('ej01')?.get('x'), ['python3', path.join(practical, 'Ejercicio_1', 'e01.py')], 'a script is made absolute in its own folder');
+  t.same(target.roles.get('ej06')?.get('x'), ['python3', path.join(practical, 'TP2', 'Ejercicio_6', 'e06.py')]);
+  t.match(target.absent.get('ej08') ?? '', /^no folder for ej08 in \S+ \(looked for Ejercicio_8, Ejercicio8, ej08, ej8, Punto 8 …, also one level down; or map it: \[ej08\] cwd = FOLDER\)$/, 'an exercise without a folder says where it looked');
+  t.equal(target.absent.get('ej01'), undefined);
+});
+
+t.test('a single-exercise folder (no exercise folders in it) is every exercise\'s working folder, as before', async (t) => {
+  const dir = t.testdir({ entrega: { 'server_tcp_echo.py': '', ejemplos: {} } });
+  const submission = path.join(dir, 'entrega');
+  const target = loadTarget('python', submission);
+  t.equal(exerciseTarget(target, 'ej01').cwd, submission);
+  t.equal(exerciseTarget(target, 'ej05').cwd, submission);
+  t.equal(target.absent.size, 0, 'no exercise is absent');
 });
 
 t.test('loadTarget rejects a section that is not an exercise', async (t) => {
