@@ -42,6 +42,7 @@ import { drained, errorPage as httpErrorPage, escapeHtml, HeaderList, type Reque
 import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
+import { fsReason } from '../lib/fs-errors.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The demo site served when no `--root` is given. */
@@ -273,7 +274,7 @@ export async function createStaticServer({
   });
   if (!(await stat(realRoot)).isDirectory()) throw new CliError(`cannot serve ${root}: not a folder`);
   const notFound = await readFile(notFoundPage).catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot read the 404 page ${notFoundPage}: ${error.code ?? error.message}`);
+    throw new CliError(`cannot read the 404 page ${notFoundPage}: ${fsReason(error, 'file')}`);
   });
 
   const connections = new Set<Connection>();

@@ -53,6 +53,7 @@ import { createLogger, type Logger, silent } from '../lib/log.ts';
 import { CliError, isMain, runMain } from '../lib/main.ts';
 import { closeKeepAlive, listenTcp, onShutdown, readyLine } from '../lib/server.ts';
 import { CacheStore, COOKIE_FIELDS, cacheKey, currentAge, decide, DEFAULT_CACHE_BYTES, DEFAULT_MAX_OBJECT_BYTES, type Entry, mergeNotModified, parseHttpDate, storable, varyValues } from './cache.ts';
+import { fsReason } from '../lib/fs-errors.ts';
 
 /** Largest request body the proxy accepts (it is read whole before being forwarded). */
 export const MAX_REQUEST_BODY = 16 * 1024 * 1024;
@@ -622,7 +623,7 @@ async function main(argv: string[]): Promise<void> {
   const timeoutMs = parsePositive(opts.timeout, 'timeout') * 1000;
   const log = createLogger('proxy', { quiet: opts.quiet });
   const store = await CacheStore.open({ dir: opts['cache-dir'], maxBytes, maxObjectBytes, log }).catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot use the cache folder ${opts['cache-dir']}: ${error.code ?? error.message}`);
+    throw new CliError(`cannot use the cache folder ${opts['cache-dir']}: ${fsReason(error, 'folder')}`);
   });
   log(`cache ${opts['cache-dir']}: ${store.size} entries, ${store.bytes} of ${maxBytes} bytes`);
   const proxy = createProxy({ store, connectPorts, timeoutMs, accessLog: log, log });

@@ -27,6 +27,7 @@ import {
   PathError,
 } from './protocol.ts';
 import { checkConfinementSupport, kindOf, listIn, mkdirIn, readFileIn, removeIn, renameIn, TreeError, walkIn, writeFileIn } from './confined.ts';
+import { fsReason } from '../lib/fs-errors.ts';
 
 /** A file or directory of the tree, by wire path; `sha256` for files. */
 export interface Entry {
@@ -378,6 +379,6 @@ export async function openRoot(dir: string): Promise<string> {
     await checkConfinementSupport(root);
     return root;
   } catch (error) {
-    throw new RangeError(`cannot use --root ${dir}: ${(error as Error).message}`);
+    throw new RangeError(`cannot use --root ${dir}: ${error instanceof Error && 'code' in error ? fsReason(error, 'folder') : (error as Error).message}`);
   }
 }

@@ -19,6 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import ini from 'ini';
 import { CliError } from './main.ts';
+import { fsReason } from './fs-errors.ts';
 
 /** One `[section]` with its host and port, and the line of its header. */
 export interface HostSection {
@@ -122,8 +123,7 @@ export async function loadConfigFile<T>(file: string, parse: (text: string, file
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, 2);
+    throw new CliError(`cannot read ${file}: ${fsReason(error, 'file')}`, 2);
   }
   try {
     return parse(text, file);
