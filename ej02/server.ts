@@ -253,7 +253,7 @@ const command = defineCommand({
     'ntp-samples': { type: 'string', default: '4', metavar: 'N', help: 'exchanges per server per round; the lowest-delay one is kept' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log requests and NTP rounds on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (udp)" and "(tcp)" on stdout when ready. Ctrl-C stops it. The system clock is never changed.',
+  epilog: 'Prints "listening on HOST:PORT (udp)" and "(tcp)" on stdout when ready. Ctrl-C stops it. The system clock is never changed.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot bind, 2 bad usage, 130 a second Ctrl-C.',
 });
 
 /** The default NTP servers: the public pool (tests and the harness always pass loopback ones). */

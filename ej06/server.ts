@@ -567,7 +567,7 @@ const command = defineCommand({
     'request-timeout': { type: 'string', default: '10', metavar: 'SECONDS', help: 'answer 408 to a request not received whole in this time' },
     quiet: { type: 'boolean', short: 'q', help: 'no access log on stdout, no diagnostics on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready, then one Common Log Format line per request. Ctrl-C stops it.',
+  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready, then one Common Log Format line per request. Ctrl-C stops it.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen or read the site or the 404 page, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.',
 });
 
 async function main(argv: string[]): Promise<void> {

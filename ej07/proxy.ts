@@ -610,7 +610,7 @@ const command = defineCommand({
     timeout: { type: 'string', default: '30', metavar: 'SECONDS', help: 'time to connect to an origin and longest silence of one (then 504)' },
     quiet: { type: 'boolean', short: 'q', help: 'no request log, no diagnostics on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready, then one line per request on stderr (method, URL, status, HIT/MISS/REVALIDATED, bytes, ms). Ctrl-C stops it.',
+  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready, then one line per request on stderr (method, URL, status, HIT/MISS/REVALIDATED, bytes, ms). Ctrl-C stops it.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen or use the cache folder, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.',
 });
 
 async function main(argv: string[]): Promise<void> {

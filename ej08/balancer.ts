@@ -919,7 +919,7 @@ const command = defineCommand({
     'response-timeout': { type: 'string', default: '30', metavar: 'SECONDS', help: 'a backend must begin its response within this time' },
     quiet: { type: 'boolean', short: 'q', help: 'no request log and diagnostics on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready; one line per request and per health change on stderr. Exit 2 for a bad option or config.ini. Ctrl-C stops it.',
+  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready; one line per request and per health change on stderr. Ctrl-C stops it.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen, 2 bad usage or a bad config.ini, 130 a second Ctrl-C or connections still open after the grace period.',
 });
 
 async function main(argv: string[]): Promise<void> {

@@ -287,7 +287,7 @@ const command = defineCommand({
     'secret-file': { type: 'string', metavar: 'FILE', help: 'a shared secret (at least 16 bytes) also given to the slaves: registrations and replication then carry an HMAC-SHA256 per PDU; without it, the assignment\'s plain PDUs' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen or use --root or --secret-file, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.',
 });
 
 async function main(argv: string[]): Promise<void> {

@@ -220,7 +220,7 @@ const command = defineCommand({
     'secret-file': { type: 'string', metavar: 'FILE', help: 'the shared secret given to the master: registration and replication then carry an HMAC-SHA256 per PDU' },
     quiet: { type: 'boolean', short: 'q', help: 'do not log events on stderr' },
   },
-  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.',
+  epilog: 'Prints "listening on HOST:PORT (tcp)" on stdout when ready. Ctrl-C stops it.\nExit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen or use --root or --secret-file, 2 bad usage, 130 a second Ctrl-C or connections still open after the grace period.',
 });
 
 async function main(argv: string[]): Promise<void> {
