@@ -19,6 +19,14 @@
  * drops a live slave. `secret` is this project's extra (`--secret-file`,
  * skipped for a target without it): the same with an HMAC on every PDU.
  *
+ * Tiers. The assignment fixes the three command lines (each node's own
+ * `--host`/`--port`, the client's the master's), the synchronised folder
+ * (`/SERVIDOR`) and the PDU; it leaves how a slave finds its master and where
+ * a slave keeps its copy to the student. Every requirement here places the
+ * roots with `--root` and points a slave with `--master` (this project's), so
+ * all but `cli` are beyond; `session` and `malformed` also read this
+ * project's `ls` listing (`format:project-listing`).
+ *
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -233,9 +241,11 @@ async function forgeReplication(ctx: Context, slave: Server, what: string): Prom
 }
 
 export default defineScenario('ej12', 'Replicated directory: a master, slaves and a terminal client', [
-  cliRequirement({ master: [/--host HOST/, /--port PORT/], slave: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }),
+  { ...cliRequirement({ master: [/--host HOST/, /--port PORT/], slave: [/--host HOST/, /--port PORT/], client: [/--host HOST/, /--port PORT/] }), tier: 'assignment' },
   {
     id: 'session',
+    tier: 'beyond',
+    features: ['--root', '--master', 'format:project-listing'],
     title: 'a scripted client session (mkdir, put, cp, mv, rm, cat, ls, cd, pwd, get) prints the expected output and both replicas end byte-identical to the master',
     roles: ['master', 'slave', 'client'],
     timeoutMs: 120_000,
@@ -270,7 +280,7 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
       ctx.t.equal(run.exit.code, 0, `the client exits 0 (stderr: ${run.stderr.trim().slice(-300) || 'empty'})`);
       ctx.t.equal(run.stdout, `a.txt\ndata.bin\ndocs/\nmoved.txt\n${text.toString()}/docs\ndata.bin\nsub/\n`, 'the output is what each command prints, in order');
       const got = existsSync(back) ? await readFile(back) : undefined;
-      ctx.t.ok(got?.equals(binary), 'get brings the uploaded 300 kB binary file back byte for byte');
+      ctx.t.ok(got?.equals(binary), `expected get to bring the uploaded 300 kB binary file back byte for byte; observed ${got ? `${got.length} bytes, different` : 'no file'}`);
       const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
       const want = new Map([
         ['docs', 'dir'],
@@ -285,6 +295,8 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
   },
   {
     id: 'slave-crash',
+    tier: 'beyond',
+    features: ['--root', '--master'],
     title: 'a slave SIGKILLed misses changes, the master keeps serving, and the restarted slave converges; a late slave gets a full copy',
     roles: ['master', 'slave', 'client'],
     timeoutMs: 150_000,
@@ -298,7 +310,7 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
 
       c.slaves[0]!.proc.signal('SIGKILL');
       await c.slaves[0]!.proc.waitForExit(10_000).catch(() => undefined);
-      ctx.t.ok(c.slaves[0]!.proc.exit, 'slave 1 is dead (SIGKILL)');
+      ctx.t.ok(c.slaves[0]!.proc.exit, `expected slave 1 dead after SIGKILL; observed ${c.slaves[0]!.proc.exit ? 'dead' : 'still running'}`);
       const during = await session(
         ctx,
         c.master,
@@ -321,12 +333,14 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
 
       const after = await session(ctx, c.master, ['rm renamed.bin', 'cat keep/f2.bin', ''].join('\n'));
       ctx.t.equal(after.exit.code, 0, 'a later session succeeds');
-      ctx.t.ok(after.stdoutBytes.equals(files[2]!.data), 'cat prints a binary file byte for byte');
+      ctx.t.ok(after.stdoutBytes.equals(files[2]!.data), `expected cat to print a binary file byte for byte; observed ${after.stdoutBytes.length} bytes for ${files[2]!.data.length}`);
       await checkReplicas(ctx, c, 'after a change with three slaves', [...c.slaveRoots, lateRoot]);
     },
   },
   {
     id: 'confinement',
+    tier: 'beyond',
+    features: ['--root', '--master'],
     title: 'no path leaves the roots: `..`, absolute paths and symlinks are refused, by the client and in raw PDUs, and nothing is written outside',
     roles: ['master', 'slave', 'client'],
     timeoutMs: 120_000,
@@ -384,6 +398,8 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
   },
   {
     id: 'malformed',
+    tier: 'beyond',
+    features: ['--root', '--master', 'format:project-listing'],
     title: 'a PDU declaring a 4 GiB path is refused and the master serves on',
     roles: ['master', 'slave', 'client'],
     timeoutMs: 60_000,
@@ -406,7 +422,7 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
         socket.on('error', () => {});
         socket.resume();
       });
-      ctx.t.ok(closed, 'the master closes the connection of a frame over the limit');
+      ctx.t.ok(closed, 'expected the master to close the connection of a frame over the limit within 10 s; observed it still open');
       const ok = await session(ctx, c.master, 'mkdir still\nls\n');
       ctx.t.equal(ok.exit.code, 0, 'the master serves the next client');
       ctx.t.match(ok.stdout, /^still\/$/m, 'and runs its commands');
@@ -415,6 +431,8 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
   },
   {
     id: 'replication-channel',
+    tier: 'beyond',
+    features: ['--root', '--master'],
     title: "a slave's files change only through its master: a stranger's COPIAR, AGREGAR_ARCHIVO and ELIMINAR_ARCHIVO are refused, and a stranger's REGISTRAR neither sends the master elsewhere nor drops a live slave",
     roles: ['master', 'slave', 'client'],
     timeoutMs: 120_000,
@@ -454,6 +472,8 @@ export default defineScenario('ej12', 'Replicated directory: a master, slaves an
   },
   {
     id: 'secret',
+    tier: 'beyond',
+    features: ['--root', '--master', '--secret-file'],
     title: 'with --secret-file on master and slaves, replication works; a slave without the secret gets nothing, and unauthenticated COPIAR, changes and REGISTRAR are refused',
     roles: ['master', 'slave', 'client'],
     timeoutMs: 120_000,
