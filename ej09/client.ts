@@ -50,7 +50,7 @@ const command = defineCommand({
     port: { type: 'string', default: '5009', help: 'server port' },
     name: { type: 'string', help: 'your name in the chat (default: your user name)' },
   },
-  epilog: 'Type a line and Enter to send it; /quit (or Ctrl-D) to leave.',
+  epilog: 'Type a line and Enter to send it; /quit (or Ctrl-D) to leave.\nExit status: 0 left with /quit or Ctrl-D, 1 cannot connect or the server went away, 2 bad usage.',
 });
 
 async function main(argv: string[]): Promise<number> {
