@@ -7,13 +7,13 @@
  * @module
  */
 import dgram from 'node:dgram';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { Child } from '../lib/fixtures/spawn.ts';
+import { Child, ROOT } from '../lib/fixtures/spawn.ts';
 import { encodePacket, Flag, MAX_DATA, Type } from './protocol.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -119,5 +119,28 @@ export function swapper(t: Test, dir: string, outside: string): Child {
   const child = new Child([process.execPath, '-e', code, dir]);
   t.teardown(() => child.kill());
   return child;
+}
+
+
+/** The client as one node process (no tsx launcher): a SIGINT sent to it is the script's own. */
+export function client(...args: string[]): Child {
+  return new Child([process.execPath, '--import', 'tsx', path.join(ROOT, 'ej11', 'client.ts'), ...args]);
+}
+
+export function partSize(file: string): number {
+  return statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** Waits until `file` holds at least `bytes` (or the child ends, or 60 s pass). */
+export async function waitForPart(file: string, bytes: number, child: Child): Promise<void> {
+  const started = performance.now();
+  while (partSize(file) < bytes && child.process.exitCode === null && performance.now() - started < 60_000) await delay(20);
+}
+
+/** A fresh folder for what a client writes, removed at teardown. */
+export function outFolder(t: Test): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ej11-resume-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
