@@ -515,3 +515,18 @@ t.test('drained() resolves on drain and on close, and leaves no listener behind'
     t.equal(socket.listenerCount('drain') + socket.listenerCount('close'), 0, `after ${event}`);
   }
 });
+
+t.test('drained() of a socket already destroyed resolves at once: its close came before anyone listened', async (t) => {
+  // Found by the fuzz campaign (seed 1, ej06 batch 19): a client gone while ej06 read the next
+  // piece of a big file left the write's wait hanging for a close that had already happened, and
+  // the file's descriptor open for good (12 of big.bin after the batch).
+  const net = await import('node:net');
+  const server = net.createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const socket = net.connect((server.address() as import('node:net').AddressInfo).port, '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('close', resolve));
+  const outcome = await Promise.race([drained(socket).then(() => 'resolved'), new Promise((resolve) => setTimeout(resolve, 2000, 'still waiting after 2 s'))]);
+  t.equal(outcome, 'resolved');
+});

@@ -753,7 +753,9 @@ export function keepAlive(head: { version: string; headers: HeaderList }): boole
 }
 
 /** Resolves when `socket` can take more writes (`drain`), or has closed and never will. */
-export function drained(socket: { on(event: 'drain' | 'close', listener: () => void): unknown; off(event: 'drain' | 'close', listener: () => void): unknown }): Promise<void> {
+export function drained(socket: { destroyed?: boolean; on(event: 'drain' | 'close', listener: () => void): unknown; off(event: 'drain' | 'close', listener: () => void): unknown }): Promise<void> {
+  // A socket already destroyed has had its close, or will never drain: waiting would hang for good.
+  if (socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       socket.off('drain', done);
