@@ -10,7 +10,7 @@
  * ```sh
  * npx tsx ej14/reducer.ts &                     # config.ini names them all
  * npx tsx ej14/mapper.ts 127.0.0.1 8001 &       # … one per [mapperN]
- * npx tsx ej14/master.ts pg2000.txt salida.txt  # as the assignment: python nodo_master.py pg2000.txt salida.txt
+ * npx tsx ej14/master.ts ej14/data/pg2000.txt salida.txt  # as the assignment: python nodo_master.py pg2000.txt salida.txt
  * ```
  *
  * out_file has one line per term, `term<TAB>count`, sorted by count
