@@ -302,11 +302,14 @@ export function sntpQuery(host: string, port = NTP_PORT, { timeoutMs = 2000, clo
         }),
       );
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
+    const failed = (error: NodeJS.ErrnoException) => {
       const text = error.code === 'ECONNREFUSED' ? 'nothing listens there (ICMP port unreachable)' : error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN' ? `cannot resolve ${host}` : error.message;
       finish(() => reject(new NtpError('ERR_NTP_SOCKET', `${server}: ${text}`, { cause: error })));
-    });
-    socket.connect(port, host, () => {
+    };
+    socket.on('error', failed);
+    // A connect that fails (no route, no name) hands its error to this callback, not to 'error'.
+    socket.connect(port, host, (error?: Error) => {
+      if (error) return failed(error as NodeJS.ErrnoException);
       t1 = clock();
       // The low 12 bits of the fraction (under a microsecond) are random, so
       // that a reply to an earlier request never matches this one's origin.
