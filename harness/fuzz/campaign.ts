@@ -292,12 +292,16 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
       report.batches++;
 
       // Let closed connections and timed-out sessions go before counting.
-      const settleUntil = performance.now() + (target.settleMs ?? 5000);
-      let now = await sample(current);
-      while (performance.now() < settleUntil && (await alive(current)) && (now.fds ?? 0) > fdBound) {
-        await sleep(200);
-        now = await sample(current);
-      }
+      const settle = async () => {
+        const settleUntil = performance.now() + (target.settleMs ?? 5000);
+        let sampled = await sample(current);
+        while (performance.now() < settleUntil && (await alive(current)) && (sampled.fds ?? 0) > fdBound) {
+          await sleep(200);
+          sampled = await sample(current);
+        }
+        return sampled;
+      };
+      let now = await settle();
       await sleep(100);
       const isUp = await alive(current);
       const traces = newTraces(current);
@@ -315,7 +319,8 @@ export async function runTarget(target: FuzzTarget, options: CampaignOptions): P
         validOk = failure === undefined;
         if (validOk) report.validAfter.ok++;
         else note('invalid-answer', `no correct answer to a valid request after the batch: ${failure}; the server's last output: ${tail(current.running.proc)}`);
-        now = await sample(current);
+        // The check's own connections (and a proxy's pooled upstream ones) close after it: a leak is what stays.
+        now = await settle();
         if ((now.fds ?? 0) > fdBound) note('fd-leak', `${now.fds} descriptors open after the batch settled, ${report.baseFds} at start (bound ${fdBound}); they are: ${await describeFds(current.pid)} (at start: ${baseKinds})`);
         if ((now.rss ?? 0) > rssBound) note('rss-growth', `RSS ${((now.rss ?? 0) / MB).toFixed(0)} MB after the batch, ${(report.baseRss / MB).toFixed(0)} MB at start (bound +${(options.rssSlackBytes / MB).toFixed(0)} MB)`);
       } else {
