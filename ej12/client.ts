@@ -177,7 +177,7 @@ const command = defineCommand({
     host: { type: 'string', default: '127.0.0.1', help: "the master's address" },
     port: { type: 'string', default: '8000', help: "the master's port" },
   },
-  epilog: 'Reads commands from the terminal (prompt ej12:/DIR$) or one per line from a pipe. Type help for the commands.\nExit status: 1 if any command failed or the connection broke, 0 otherwise; 2 bad usage.',
+  epilog: 'Reads commands from the terminal (prompt ej12:/DIR$) or one per line from a pipe. Type help for the commands.\nOn a terminal, Ctrl-C clears the line and Ctrl-D (or exit) quits.\nExit status: 1 if any command failed or the connection broke, 0 otherwise; 2 bad usage.',
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -200,10 +200,23 @@ async function main(argv: string[]): Promise<number> {
     }
   };
   let status = 0;
+  let running = false;
+  // Ctrl-C at the prompt drops what was typed and gives a fresh prompt, as a shell does; during a
+  // command it says that the command goes on (the master runs each one whole). Ctrl-D quits.
+  rl.on('SIGINT', () => {
+    if (running) {
+      process.stdout.write('^C (the command goes on: the master runs each command whole; Ctrl-D or exit quits after it)\n');
+      return;
+    }
+    process.stdout.write('^C\n');
+    rl.write(null, { ctrl: true, name: 'u' });
+    prompt();
+  });
   try {
     prompt();
     for await (const line of rl) {
       const words = splitWords(line);
+      running = true;
       try {
         if (!(await session.run(words))) break;
       } catch (error) {
@@ -211,9 +224,13 @@ async function main(argv: string[]): Promise<number> {
         if (!(error instanceof CliError || error instanceof PathError)) throw error;
         process.stderr.write(`${words[0]}: ${error.message}\n`);
         status = 1;
+      } finally {
+        running = false;
       }
       prompt();
     }
+    // Ctrl-D at the prompt: end the prompt's line, so the shell's prompt starts on its own.
+    if (interactive) process.stdout.write('\n');
   } finally {
     rl.close();
     link.close();
