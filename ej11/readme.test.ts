@@ -55,10 +55,9 @@ function readmeCommands(): string[][] {
 
 /** A README command as argv: `npx tsx` and `npx deno` by their paths, scripts absolute, /tmp/ a folder of the test's. */
 function resolveCommand(words: string[], tmp: string, port: number): string[] {
-  let argv = words;
-  if (argv[0] === 'npx' && argv[1] === 'tsx') argv = [TSX, ...argv.slice(2)];
-  else if (argv[0] === 'npx' && argv[1] === 'deno') argv = [DENO, ...argv.slice(2)];
-  return [...argv.map((w) => (w.startsWith('ej11/') && w.endsWith('.ts') ? path.join(ROOT, w) : w.replace(/^\/tmp\//, `${tmp}/`))), '--port', String(port)];
+  // The README's words only: the runner's own path may itself lie under /tmp (a CI clone in /tmp/ci).
+  const [runner, rest] = words[0] === 'npx' && words[1] === 'tsx' ? [TSX, words.slice(2)] : words[0] === 'npx' && words[1] === 'deno' ? [DENO, words.slice(2)] : [words[0] as string, words.slice(1)];
+  return [runner, ...rest.map((w) => (w.startsWith('ej11/') && w.endsWith('.ts') ? path.join(ROOT, w) : w.replace(/^\/tmp\//, `${tmp}/`))), '--port', String(port)];
 }
 
 t.test('the README commands run as typed from the project folder (with a port of the test)', async (t) => {
