@@ -475,6 +475,32 @@ const command = defineCommand({
 Exit status: 0 stopped by Ctrl-C or SIGTERM, 1 cannot bind, 2 bad usage (a --dir that is not a folder too), 130 a second Ctrl-C or transfers still open after the grace period.`,
 });
 
+/** How many free UDP ports {@link bindBoth} tries, for `--port 0`, before it gives up. */
+const PAIR_TRIES = 20;
+
+/**
+ * Binds UDP on `port` and TCP on the same number. With `--port 0` the UDP
+ * port is the kernel's choice, and that number may be taken for TCP (on a
+ * busy machine, by another program's connection): then the UDP socket is
+ * closed and another free port tried, up to {@link PAIR_TRIES} times. A fixed
+ * port in use is the user's to change and is said at once.
+ */
+async function bindBoth(host: string, port: number) {
+  for (let attempt = 1; ; attempt++) {
+    const socket = dgram.createSocket({ type: udpType(host), ...udpBufferOptions(4 << 20) });
+    const udpAddress = await bindUdp(socket, host, port);
+    const tcp = trackConnections(net.createServer());
+    try {
+      const tcpAddress = await listenTcp(tcp, host, udpAddress.port);
+      return { socket, udpAddress, tcp, tcpAddress };
+    } catch (error) {
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      const inUse = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      if (port !== 0 || !inUse || attempt >= PAIR_TRIES) throw error;
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const opts = command.parseOrExit(argv);
   const host = parseHost(opts.host);
@@ -488,10 +514,7 @@ async function main(argv: string[]): Promise<void> {
   if (!dirStat.isDirectory()) throw new CliError(`--dir ${opts.dir}: it is ${dirStat.isFile() ? 'a file, ' : ''}not a folder (name the folder to serve)`, 2);
   const log = createLogger('ej11-server', { quiet: opts.quiet });
 
-  const socket = dgram.createSocket({ type: udpType(host), ...udpBufferOptions(4 << 20) });
-  const udpAddress = await bindUdp(socket, host, port);
-  const tcp = trackConnections(net.createServer());
-  const tcpAddress = await listenTcp(tcp, host, udpAddress.port);
+  const { socket, udpAddress, tcp, tcpAddress } = await bindBoth(host, port);
   const options = { dir: opts.dir, window, cc, idleTimeoutMs, log };
   const udp = serveUdp(socket, options);
   serveTcp(tcp, options);
