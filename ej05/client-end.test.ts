@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import type { Context } from '../harness/scenario.ts';
 import { TmuxSession } from '../harness/tmux.ts';
 import { Child, ROOT, run, tsx } from '../lib/fixtures/spawn.ts';
+import { tmuxContext } from '../lib/fixtures/tmux.ts';
 import { addUser } from './keys.ts';
 
 /** A folder with a users file (ana/clave), a work folder and an empty known-hosts path. */
@@ -24,16 +24,6 @@ async function serve(t: Test, f: Awaited<ReturnType<typeof files>>, key: string)
   return { child, port: await child.ready(60_000) };
 }
 
-/** Just enough of the harness's Context for TmuxSession: running tmux. */
-function tmuxContext(): Context {
-  return {
-    target: { cwd: ROOT },
-    exec: async (_name: string, command: string[], { timeoutMs = 10_000 }: { timeoutMs?: number } = {}) => {
-      const r = await run(command, { timeoutMs });
-      return { exit: { code: r.code, signal: r.signal }, stdout: r.stdout, stderr: r.stderr };
-    },
-  } as unknown as Context;
-}
 
 async function waitDead(tmux: TmuxSession): Promise<boolean> {
   const deadline = Date.now() + 20_000;

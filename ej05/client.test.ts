@@ -5,9 +5,9 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import nacl from 'tweetnacl';
 import util from 'tweetnacl-util';
-import type { Context } from '../harness/scenario.ts';
 import { TmuxSession } from '../harness/tmux.ts';
-import { Child, ROOT, run, tsx } from '../lib/fixtures/spawn.ts';
+import { Child, run, tsx } from '../lib/fixtures/spawn.ts';
+import { tmuxContext } from '../lib/fixtures/tmux.ts';
 import { addUser } from './keys.ts';
 
 /** A folder with a users file (ana/clave), two host keys' paths and an empty known-hosts path. */
@@ -79,16 +79,6 @@ t.test('localhost:P after 127.0.0.1:P is not a new first use: the same key is ac
   t.notMatch(impostor.child.stderr, /login/, 'the impostor never got a login');
 });
 
-/** Just enough of the harness's Context for TmuxSession: running tmux. */
-function tmuxContext(): Context {
-  return {
-    target: { cwd: ROOT },
-    exec: async (_name: string, command: string[], { timeoutMs = 10_000 }: { timeoutMs?: number } = {}) => {
-      const r = await run(command, { timeoutMs });
-      return { exit: { code: r.code, signal: r.signal }, stdout: r.stdout, stderr: r.stderr };
-    },
-  } as unknown as Context;
-}
 
 async function terminal(t: Test, f: { knownHosts: string }, port: number): Promise<TmuxSession> {
   const tmux = await TmuxSession.start(tmuxContext(), [...tsx('ej05/client.ts', '--port', String(port), '--known-hosts', f.knownHosts)]);

@@ -7,20 +7,10 @@ import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { Context } from '../harness/scenario.ts';
 import { TmuxSession } from '../harness/tmux.ts';
-import { Child, ROOT, run, tsx } from '../lib/fixtures/spawn.ts';
+import { Child, tsx } from '../lib/fixtures/spawn.ts';
+import { tmuxContext } from '../lib/fixtures/tmux.ts';
 
-/** Just enough of the harness's Context for TmuxSession: running tmux. */
-function tmuxContext(): Context {
-  return {
-    target: { cwd: ROOT },
-    exec: async (_name: string, command: string[], { timeoutMs = 10_000 }: { timeoutMs?: number } = {}) => {
-      const r = await run(command, { timeoutMs });
-      return { exit: { code: r.code, signal: r.signal }, stdout: r.stdout, stderr: r.stderr };
-    },
-  } as unknown as Context;
-}
 
 t.test('on a terminal, Ctrl-C at the prompt clears the line and the client goes on; Ctrl-D quits', async (t) => {
   const root = await realpath(await mkdtemp(path.join(tmpdir(), 'ej12-term-')));
